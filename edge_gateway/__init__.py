@@ -1,0 +1,1 @@
+"""iiotlab part: edge_gateway."""

@@ -1,0 +1,1 @@
+"""iiotlab part: grader."""

@@ -1,0 +1,1 @@
+"""iiotlab part: iiot_platform."""
