@@ -115,9 +115,7 @@ def encode(value: float | int | str, fmt: RegisterFormat) -> list[int]:
 def decode(registers: list[int], fmt: RegisterFormat) -> float | int | str:
     """Registers -> engineering value (int for unscaled integer types)."""
     if len(registers) != fmt.count:
-        raise RegisterCodecError(
-            f"a {fmt.type} needs {fmt.count} registers, got {len(registers)}"
-        )
+        raise RegisterCodecError(f"a {fmt.type} needs {fmt.count} registers, got {len(registers)}")
     data = _from_registers(registers)
     if fmt.type == "string":
         return data.rstrip(b"\0").decode("ascii", errors="replace")
