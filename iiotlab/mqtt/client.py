@@ -1,0 +1,429 @@
+"""MqttClient: the one asyncio wrapper around paho-mqtt (the only module importing paho).
+
+Each connection is a fresh paho client whose network thread (``loop_start``) hands every
+event to the asyncio loop with ``call_soon_threadsafe``. Reconnection is ours, not
+paho's: a lost connection fails the publishes still waiting for PUBACK (the caller keeps
+them and retries), then a backoff loop opens a new connection and subscribes again.
+Protocol: MQTT 3.1.1 (amqtt speaks nothing newer); ``clean_start`` is its clean-session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from iiotlab.mqtt.errors import MqttConnectError, MqttNotConnectedError, MqttSubscribeError
+from iiotlab.mqtt.url import MqttEndpoint, parse_mqtt_url
+
+_log = logging.getLogger(__name__)
+_SUBACK_WAIT_S = 10.0
+_BAD_CREDENTIALS = {134, 135}  # paho's codes for CONNACK 4 (bad user/password) and 5
+ConnectionCallback = Callable[[bool], None]
+
+
+@dataclass(frozen=True)
+class MqttMessage:
+    """A received message; ``received_ms`` is the local epoch-ms time of arrival."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    received_ms: int
+
+
+class MqttClient:
+    """An MQTT 3.1.1 client for asyncio: QoS 1 publishes resolve on PUBACK.
+
+    ``will`` is ``(topic, payload, qos, retain)``. With ``auto_reconnect`` a lost connection
+    is reopened with exponential backoff between ``reconnect_min_delay`` and
+    ``reconnect_max_delay`` seconds; subscriptions are renewed. ``on_connection_change``
+    callbacks see every drop (False) and every re-connection (True).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str,
+        ca_file: Path | None = None,
+        will: tuple[str, bytes, int, bool] | None = None,
+        clean_start: bool = True,
+        keepalive: int = 10,
+        auto_reconnect: bool = True,
+        reconnect_min_delay: float = 0.2,
+        reconnect_max_delay: float = 5.0,
+    ) -> None:
+        self.endpoint: MqttEndpoint = parse_mqtt_url(url)
+        self.client_id = client_id
+        self.ca_file = ca_file
+        self.will = will
+        self.clean_start = clean_start
+        self.keepalive = keepalive
+        self.auto_reconnect = auto_reconnect
+        self.reconnect_min_delay = reconnect_min_delay
+        self.reconnect_max_delay = reconnect_max_delay
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._paho: paho.Client | None = None
+        self._generation = 0
+        self._connack: asyncio.Future[ReasonCode] | None = None
+        self._connected = False
+        self._announced = False
+        self._closing = False
+        self._publishes: dict[int, asyncio.Future[None]] = {}
+        self._subacks: dict[int, asyncio.Future[list[ReasonCode]]] = {}
+        self._subscriptions: dict[str, int] = {}
+        self._messages: asyncio.Queue[MqttMessage | None] = asyncio.Queue()
+        self._callbacks: list[ConnectionCallback] = []
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._cleanups: set[asyncio.Future[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def on_connection_change(self, callback: ConnectionCallback) -> None:
+        """Call ``callback(connected)`` on the event loop at every drop and re-connection."""
+        self._callbacks.append(callback)
+
+    async def __aenter__(self) -> MqttClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.disconnect()
+
+    async def connect(self, timeout: float = 10) -> None:  # noqa: ASYNC109 (agreed API)
+        """Connect once (no retry); MqttConnectError says why it failed."""
+        if self._connected:
+            return
+        self._loop = asyncio.get_running_loop()
+        if self._closing:
+            self._closing = False
+            self._messages = asyncio.Queue()
+        await self._open(timeout)
+        self._set_connected(True)
+
+    async def disconnect(self) -> None:
+        """Send DISCONNECT (no Last Will) and stop reconnecting. Safe to call twice."""
+        await self._close(graceful=True)
+
+    async def abort(self) -> None:
+        """Drop the TCP connection without DISCONNECT, as a crash would: the broker sends
+        the Last Will. The client stays closed (no reconnection)."""
+        await self._close(graceful=False)
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Publish; with QoS 1/2 return once the broker acknowledged it.
+
+        Raises MqttNotConnectedError at once when there is no connection, and
+        MqttConnectError when the connection drops before the acknowledgement (the
+        message may or may not have reached the broker).
+        """
+        client = self._require_connection(f"publish to {topic!r}")
+        info = client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise MqttNotConnectedError(
+                f"cannot publish to {topic!r} on {self.endpoint.display()}: "
+                f"{paho.error_string(info.rc)}"
+            )
+        done = self._require_loop().create_future()
+        self._publishes[info.mid] = done
+        try:
+            await done
+        finally:
+            self._publishes.pop(info.mid, None)
+
+    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        """Subscribe; MqttSubscribeError when the broker refuses (SUBACK 0x80, e.g. ACL)."""
+        codes = await self._send_subscribe(topic_filter, qos, _SUBACK_WAIT_S)
+        if not codes or codes[0].is_failure:
+            reason = str(codes[0]) if codes else "no reason code"
+            raise MqttSubscribeError(
+                f"broker {self.endpoint.display()} refused the subscription to "
+                f"{topic_filter!r} ({reason}); the user may only use the topics its ACL "
+                "allows (a tenant user: iiot/<tenant>/#)"
+            )
+        self._subscriptions[topic_filter] = qos
+
+    async def messages(self) -> AsyncIterator[MqttMessage]:
+        """Received messages, in order, until disconnect(). One consumer at a time."""
+        queue = self._messages
+        while (message := await queue.get()) is not None:
+            yield message
+
+    # -- connection lifecycle -------------------------------------------------------
+
+    async def _open(self, wait_s: float) -> None:
+        loop = self._require_loop()
+        self._generation += 1
+        client = self._new_paho(self._generation, wait_s)
+        self._connack = connack = loop.create_future()
+        job = loop.run_in_executor(None, self._start_blocking, client)
+        try:
+            await asyncio.shield(job)
+            reason = await asyncio.wait_for(connack, wait_s)
+        except BaseException as error:
+            self._connack = None
+            job.add_done_callback(lambda _: self._discard(client))
+            if isinstance(error, (asyncio.CancelledError, MqttConnectError)):
+                raise
+            raise self._connect_error(error, wait_s) from error
+        self._connack = None
+        if reason.is_failure:
+            self._discard(client)
+            hint = ""
+            if reason.value in _BAD_CREDENTIALS:
+                hint = "; check the user name and password in the URL (mqtt://user:pass@host:port)"
+            raise MqttConnectError(
+                f"broker {self.endpoint.display()} refused the connection: {reason}{hint}"
+            )
+        self._paho = client
+
+    def _start_blocking(self, client: paho.Client) -> None:
+        client.connect(self.endpoint.host, self.endpoint.port, keepalive=self.keepalive)
+        client.loop_start()
+
+    def _connect_error(self, error: BaseException, timeout: float) -> MqttConnectError:
+        where = self.endpoint.display()
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return MqttConnectError(
+                f"TLS: the certificate of {where} is not trusted ({error.verify_message}); "
+                f"pass the CA that signed it as ca_file (now {self.ca_file})"
+            )
+        if isinstance(error, ssl.SSLError):
+            return MqttConnectError(
+                f"TLS handshake with {where} failed ({error.reason}); is that port a TLS "
+                "listener (mqtts://) or a plaintext one (mqtt://)?"
+            )
+        if isinstance(error, ConnectionRefusedError):
+            return MqttConnectError(f"cannot reach {where}: connection refused (broker down?)")
+        if isinstance(error, socket.gaierror):
+            return MqttConnectError(f"cannot resolve host of {where}: {error}")
+        if isinstance(error, TimeoutError):
+            return MqttConnectError(f"no answer from {where} within {timeout} s")
+        return MqttConnectError(f"cannot connect to {where}: {error!r}")
+
+    async def _close(self, *, graceful: bool) -> None:
+        self._closing = True
+        task, self._reconnect_task = self._reconnect_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        client, self._paho = self._paho, None
+        if client is not None:
+            if not graceful:
+                _shutdown_socket(client)
+            self._discard(client)
+        self._fail_pending("the client was closed")
+        if self._connected:
+            self._set_connected(False)
+        self._messages.put_nowait(None)
+        cleanups = list(self._cleanups)
+        if cleanups:
+            await asyncio.gather(*cleanups, return_exceptions=True)
+
+    def _discard(self, client: paho.Client) -> None:
+        """Stop a paho client in a worker thread (loop_stop joins its thread)."""
+        job = self._require_loop().run_in_executor(None, _stop_blocking, client)
+        self._cleanups.add(job)
+        job.add_done_callback(self._cleanups.discard)
+
+    async def _reconnect(self) -> None:
+        delay = self.reconnect_min_delay
+        while not self._closing:
+            await asyncio.sleep(delay)
+            try:
+                await self._open(max(5.0, delay))
+            except MqttConnectError as error:
+                _log.info("reconnect to %s failed: %s", self.endpoint.display(), error)
+                delay = min(delay * 2, self.reconnect_max_delay)
+                continue
+            self._connected = True
+            await self._resubscribe()
+            if self._paho is None:  # lost again while renewing the subscriptions
+                continue
+            self._set_connected(True)
+            return
+
+    async def _resubscribe(self) -> None:
+        for topic_filter, qos in list(self._subscriptions.items()):
+            try:
+                await self._send_subscribe(topic_filter, qos, _SUBACK_WAIT_S)
+            except MqttConnectError as error:
+                _log.warning("renewing subscription %r failed: %s", topic_filter, error)
+                return
+
+    async def _send_subscribe(self, topic_filter: str, qos: int, wait_s: float) -> list[ReasonCode]:
+        client = self._require_connection(f"subscribe to {topic_filter!r}")
+        result, mid = client.subscribe(topic_filter, qos)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise MqttNotConnectedError(
+                f"cannot subscribe to {topic_filter!r}: {paho.error_string(result)}"
+            )
+        suback = self._require_loop().create_future()
+        self._subacks[mid] = suback
+        try:
+            return await asyncio.wait_for(suback, wait_s)
+        except TimeoutError as error:
+            raise MqttConnectError(
+                f"no SUBACK for {topic_filter!r} from {self.endpoint.display()} within {wait_s} s"
+            ) from error
+        finally:
+            self._subacks.pop(mid, None)
+
+    def _set_connected(self, connected: bool) -> None:
+        self._connected = connected
+        if connected == self._announced:
+            return
+        self._announced = connected
+        for callback in list(self._callbacks):
+            try:
+                callback(connected)
+            except Exception:
+                _log.exception("on_connection_change callback failed")
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise MqttNotConnectedError("call connect() first")
+        return self._loop
+
+    def _require_connection(self, action: str) -> paho.Client:
+        if self._paho is None or not self._connected:
+            raise MqttNotConnectedError(
+                f"cannot {action}: not connected to {self.endpoint.display()}"
+            )
+        return self._paho
+
+    def _fail_pending(self, reason: str) -> None:
+        for mid, waiter in list(self._publishes.items()) + list(self._subacks.items()):
+            if not waiter.done():
+                waiter.set_exception(
+                    MqttConnectError(f"{reason} before the broker acknowledged packet {mid}")
+                )
+                # A publish nobody awaits any more must not log "exception never retrieved".
+                waiter.exception()
+        self._publishes.clear()
+        self._subacks.clear()
+
+    # -- paho callbacks (network thread) → event loop --------------------------------
+
+    def _new_paho(self, generation: int, timeout: float) -> paho.Client:
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=self.clean_start,
+            protocol=paho.MQTTv311,
+            reconnect_on_failure=False,
+        )
+        client.connect_timeout = timeout
+        client.max_inflight_messages_set(100)
+        if self.endpoint.username is not None:
+            client.username_pw_set(self.endpoint.username, self.endpoint.password)
+        if self.endpoint.tls:
+            client.tls_set(ca_certs=str(self.ca_file) if self.ca_file else None)
+        if self.will is not None:
+            topic, payload, qos, retain = self.will
+            client.will_set(topic, payload, qos=qos, retain=retain)
+        self._bind_callbacks(client, generation)
+        return client
+
+    def _bind_callbacks(self, client: paho.Client, generation: int) -> None:
+        def to_loop(handler: Callable[..., None], *args: Any) -> None:
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                return
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(handler, generation, *args)
+
+        client.on_connect = lambda _c, _u, _f, reason, _p: to_loop(self._handle_connack, reason)
+        client.on_disconnect = lambda _c, _u, _f, reason, _p: to_loop(
+            self._handle_disconnect, reason
+        )
+        client.on_publish = lambda _c, _u, mid, _r, _p: to_loop(self._handle_puback, mid)
+        client.on_subscribe = lambda _c, _u, mid, codes, _p: to_loop(
+            self._handle_suback, mid, list(codes)
+        )
+        client.on_message = lambda _c, _u, message: to_loop(
+            self._handle_message,
+            MqttMessage(
+                topic=message.topic,
+                payload=bytes(message.payload),
+                qos=message.qos,
+                retain=bool(message.retain),
+                received_ms=time.time_ns() // 1_000_000,
+            ),
+        )
+
+    def _handle_connack(self, generation: int, reason: ReasonCode) -> None:
+        if generation == self._generation and self._connack and not self._connack.done():
+            self._connack.set_result(reason)
+
+    def _handle_disconnect(self, generation: int, reason: ReasonCode) -> None:
+        if generation != self._generation:
+            return
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_exception(
+                MqttConnectError(
+                    f"{self.endpoint.display()} closed the connection before CONNACK "
+                    f"({reason}); is this a TLS port reached with mqtt://?"
+                )
+            )
+            return
+        if self._paho is None or self._closing:
+            return
+        _log.info("connection to %s lost: %s", self.endpoint.display(), reason)
+        self._discard(self._paho)
+        self._paho = None
+        self._fail_pending("the connection was lost")
+        self._set_connected(False)
+        if self.auto_reconnect and self._reconnect_task is None:
+            self._reconnect_task = asyncio.create_task(self._reconnect_then_forget())
+
+    async def _reconnect_then_forget(self) -> None:
+        try:
+            await self._reconnect()
+        finally:
+            if self._reconnect_task is asyncio.current_task():
+                self._reconnect_task = None
+
+    def _handle_puback(self, generation: int, mid: int) -> None:
+        waiter = self._publishes.get(mid) if generation == self._generation else None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _handle_suback(self, generation: int, mid: int, codes: list[ReasonCode]) -> None:
+        waiter = self._subacks.get(mid) if generation == self._generation else None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(codes)
+
+    def _handle_message(self, generation: int, message: MqttMessage) -> None:
+        if not self._closing:
+            self._messages.put_nowait(message)
+
+
+def _stop_blocking(client: paho.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+    sock = client.socket()
+    if sock is not None:
+        sock.close()
+
+
+def _shutdown_socket(client: paho.Client) -> None:
+    sock = client.socket()
+    if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,109 @@
+"""EmbeddedBroker: an amqtt broker in this process, the zero-set-up default."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Self
+
+from amqtt.broker import Broker as AmqttBroker
+
+from iiotlab.mqtt.broker import BrokerAddressMixin, BrokerConfig
+from iiotlab.mqtt.errors import BrokerStartError
+
+_PLUGINS = "iiotlab.mqtt.amqtt_plugins"
+_STOP_TIMEOUT_S = 10.0
+
+
+class EmbeddedBroker(BrokerAddressMixin):
+    """amqtt 0.12 (MQTT 3.1.1) on ``config.host``; users, tenant ACL and TLS from ``config``.
+
+    Port 0 binds an ephemeral port, read back from the listening socket. The first start
+    fixes the ports, so stop() then start() serves on the same ports again. Every start
+    begins empty: no retained messages, no sessions (as Mosquitto with persistence off).
+    """
+
+    def __init__(self, config: BrokerConfig | None = None) -> None:
+        self.config = config or BrokerConfig()
+        self._port = self.config.port if self.config.plaintext else 0
+        self._tls_port = self.config.tls_port if self.config.tls is not None else None
+        if self.config.tls is not None and self._tls_port is None:
+            self._tls_port = 0
+        self._broker: AmqttBroker | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._broker is not None
+
+    async def start(self) -> None:
+        """Open the listeners; raises BrokerStartError (e.g. port in use)."""
+        if self._broker is not None:
+            return
+        broker = AmqttBroker(self._amqtt_config())
+        try:
+            await broker.start()
+        except Exception as error:  # amqtt wraps everything in its BrokerError
+            cause = error.__cause__ or error
+            raise BrokerStartError(
+                f"embedded MQTT broker could not start on {self.host} "
+                f"(port {self._port}, TLS port {self._tls_port}): {cause}"
+            ) from error
+        self._broker = broker
+        self._read_bound_ports(broker)
+
+    async def stop(self) -> None:
+        """Close every client connection and the listeners. Safe to call twice."""
+        broker, self._broker = self._broker, None
+        if broker is None:
+            return
+        try:
+            await asyncio.wait_for(broker.shutdown(), _STOP_TIMEOUT_S)
+        except TimeoutError:
+            logging.getLogger(__name__).warning("amqtt shutdown took over %s s", _STOP_TIMEOUT_S)
+
+    def _amqtt_config(self) -> dict[str, Any]:
+        listeners: dict[str, dict[str, Any]] = {}
+        if self.config.plaintext:
+            listeners["default"] = {"type": "tcp", "bind": f"{self.host}:{self._port}"}
+        tls = self.config.tls
+        if tls is not None:
+            listeners["default" if not listeners else "tls"] = {
+                "type": "tcp",
+                "bind": f"{self.host}:{self._tls_port}",
+                "ssl": True,
+                "cafile": str(tls.ca_file),
+                "certfile": str(tls.cert_file),
+                "keyfile": str(tls.key_file),
+            }
+        users = {user.username: user.password for user in self.config.users}
+        filters = {user.username: user.topic_filter for user in self.config.users}
+        return {
+            "listeners": listeners,
+            "plugins": {
+                f"{_PLUGINS}.UserPasswordAuthPlugin": {
+                    "users": users,
+                    "allow_anonymous": self.config.anonymous_allowed,
+                },
+                f"{_PLUGINS}.TenantTopicPlugin": {"filters": filters},
+            },
+        }
+
+    def _read_bound_ports(self, broker: AmqttBroker) -> None:
+        # amqtt keeps its asyncio servers private; the bound port is only readable there.
+        for name, server in broker._servers.items():
+            sockets = getattr(server.instance, "sockets", None) or ()
+            if not sockets:
+                continue
+            port = int(sockets[0].getsockname()[1])
+            is_tls = name == "tls" or (name == "default" and not self.config.plaintext)
+            if is_tls:
+                self._tls_port = port
+            else:
+                self._port = port
