@@ -1,0 +1,1 @@
+"""The check library: one module per family, all registered through registry.py."""

@@ -1,0 +1,217 @@
+"""Checks on the gateway's MQTT presence: online/Last Will, contract, deadband/heartbeat."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from grader.checks.registry import CheckContext, CheckOutcome, CheckParams, check, probe
+from grader.observation import Observation, ObservedMessage
+from iiotlab.errors import PayloadError
+from iiotlab.payloads import Telemetry, decode_payload, parse_topic
+
+if TYPE_CHECKING:
+    from grader.probes.context import ProbeContext
+
+GRADER_KINDS = ("cmd",)  # published by the grader itself, not graded
+
+
+def _state(message: ObservedMessage) -> str | None:
+    data = message.json()
+    return data.get("state") if isinstance(data, dict) else None
+
+
+class OnlineParams(CheckParams):
+    online_within_s: float = Field(default=10.0, gt=0)
+    will_within_s: float = Field(default=10.0, gt=0, description="offline after a kill")
+    retained_probe_at: float = Field(default=4.0, ge=0, description="s after start")
+
+
+@check("gateway_online", params=OnlineParams)
+def gateway_online(ctx: CheckContext[OnlineParams]) -> CheckOutcome:
+    """Status `online` retained; the Last Will says `offline` when the grader kills it."""
+    obs, params = ctx.observation, ctx.params
+    statuses = obs.of_kind("status")
+    online = [m for m in statuses if _state(m) == "online"]
+    first_ms = online[0].received_ms if online else None
+    online_ok = first_ms is not None and first_ms - obs.started_ms <= params.online_within_s * 1000
+    retained = [p for p in obs.probes_of(ctx.spec.id) if p.name == "retained_status"]
+    retained_ok = bool(retained) and all(p.ok for p in retained)
+    parts: list[tuple[str, float, bool]] = [
+        (f"status 'online' within {params.online_within_s:g} s of start", 1, online_ok),
+        ("status is retained (a late subscriber gets 'online')", 1, retained_ok),
+    ]
+    kills: list[dict[str, Any]] = []
+    for kill in obs.actions_named("gateway_kill"):
+        offline = [
+            m.received_ms
+            for m in statuses
+            if _state(m) == "offline"
+            and kill.started_ms <= m.received_ms <= kill.started_ms + params.will_within_s * 1000
+        ]
+        back = [m.received_ms for m in online if m.received_ms >= kill.ended_ms]
+        kills.append(
+            {
+                "killed_ms": kill.started_ms,
+                "offline_ms": offline[0] if offline else None,
+                "restarted_ms": kill.ended_ms,
+                "online_again_ms": back[0] if back else None,
+            }
+        )
+        parts.append(
+            ("Last Will 'offline' published when the gateway was killed", 1, bool(offline))
+        )
+        parts.append(("status 'online' again after the restart", 1, bool(back)))
+    evidence = {
+        "expected": "retained status online at start; offline (Last Will) after each kill",
+        "saw": [{"state": _state(m), "received_ms": m.received_ms} for m in statuses][:20],
+        "where": f"iiot/{obs.tenant}/{obs.device}/status",
+        "first_online_ms": first_ms,
+        "retained_probe": [{"ok": p.ok, "saw": p.saw} for p in retained],
+        "kills": kills,
+    }
+    return ctx.outcome(parts, evidence)
+
+
+@probe("gateway_online")
+async def probe_retained_status(ctx: ProbeContext[OnlineParams]) -> None:
+    await ctx.sleep_until(ctx.params.retained_probe_at)
+    topic = f"iiot/{ctx.tenant}/{ctx.device}/status"
+    saw = await ctx.env.first_retained(topic, wait_s=3.0)
+    ok = saw is not None and saw.retain and _state(saw) == "online"
+    ctx.record(
+        "retained_status",
+        expected="a retained status 'online' for a new subscriber",
+        saw="nothing retained" if saw is None else f"retain={saw.retain} state={_state(saw)}",
+        ok=ok,
+    )
+
+
+class ConformanceParams(CheckParams):
+    max_future_ms: int = Field(default=5000, ge=0)
+    max_examples: int = Field(default=5, ge=1)
+
+
+def _violation(obs: Observation, message: ObservedMessage, max_future_ms: int) -> str | None:
+    try:
+        _, device, kind = parse_topic(message.topic)
+        payload = decode_payload(kind, message.payload)
+    except PayloadError as exc:
+        return str(exc)
+    if isinstance(payload, Telemetry) and payload.device != device:
+        return f"payload device {payload.device!r} differs from the topic's {device!r}"
+    ts = getattr(payload, "ts", None)
+    if isinstance(ts, int):
+        if ts < 10**12:
+            return f"ts {ts} is not epoch milliseconds (seconds?)"
+        if ts > message.received_ms + max_future_ms:
+            return f"ts {ts} is {ts - message.received_ms} ms in the future"
+    return None
+
+
+@check("contract_conformance", params=ConformanceParams)
+def contract_conformance(ctx: CheckContext[ConformanceParams]) -> CheckOutcome:
+    """Every message the gateway publishes follows MQTT contract v1."""
+    obs = ctx.observation
+    graded = [m for m in obs.messages if m.kind not in GRADER_KINDS]
+    bad: list[dict[str, Any]] = []
+    for message in graded:
+        reason = _violation(obs, message, ctx.params.max_future_ms)
+        if reason is not None:
+            bad.append(
+                {
+                    "topic": message.topic,
+                    "received_ms": message.received_ms,
+                    "reason": reason,
+                    "payload": message.payload[:200].decode("utf-8", "replace"),
+                }
+            )
+    telemetry = [m for m in graded if m.kind == "telemetry"]
+    parts = [
+        ("the gateway published telemetry", 1.0, bool(telemetry)),
+        (f"{len(bad)} of {len(graded)} messages break contract v1", 3.0, bool(graded) and not bad),
+    ]
+    evidence = {
+        "expected": "every payload valid JSON per MQTT contract v1 (docs/contract.md)",
+        "saw": bad[: ctx.params.max_examples],
+        "where": f"iiot/{obs.tenant}/#",
+        "messages": len(graded),
+        "violations": len(bad),
+    }
+    return ctx.outcome(parts, evidence)
+
+
+class HeartbeatParams(CheckParams):
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    slack_s: float = Field(default=2.5, ge=0)
+    max_rate_hz: float = Field(default=5.0, gt=0)
+    outage_margin_s: float = Field(default=5.0, ge=0, description="ignored after each outage")
+
+
+def _quiet_windows(obs: Observation, margin_ms: int) -> list[tuple[int, int]]:
+    """Windows where silence is expected: outages, kills, plus a recovery margin."""
+    return [
+        (a.started_ms, a.ended_ms + margin_ms) for a in obs.actions if a.action != "plant_event"
+    ]
+
+
+def _live_telemetry(obs: Observation) -> list[tuple[int, dict[str, Any]]]:
+    out = []
+    for message in obs.of_kind("telemetry"):
+        data = message.json()
+        if (
+            isinstance(data, dict)
+            and not data.get("replayed")
+            and isinstance(data.get("metrics"), dict)
+        ):
+            out.append((message.received_ms, data["metrics"]))
+    return sorted(out, key=lambda item: item[0])
+
+
+@check("deadband_heartbeat", params=HeartbeatParams)
+def deadband_heartbeat(ctx: CheckContext[HeartbeatParams]) -> CheckOutcome:
+    """Telemetry at least every heartbeat_s, yet no flood of unchanged values."""
+    obs, params = ctx.observation, ctx.params
+    quiet = _quiet_windows(obs, int(params.outage_margin_s * 1000))
+    live = [(t, m) for t, m in _live_telemetry(obs) if t >= obs.steady_from_ms]
+    times = [obs.steady_from_ms, *(t for t, _ in live), obs.finished_ms]
+    limit_ms = (params.heartbeat_s + params.slack_s) * 1000
+    gaps = []
+    for before, after in itertools.pairwise(times):
+        overlaps = any(before < end and after > start for start, end in quiet)
+        if after - before > limit_ms and not overlaps:
+            gaps.append({"from_ms": before, "to_ms": after, "gap_s": (after - before) / 1000})
+    seconds = max((obs.finished_ms - obs.steady_from_ms) / 1000, 1.0)
+    rate = len(live) / seconds
+    repeats = sum(
+        1
+        for (t0, m0), (t1, m1) in itertools.pairwise(live)
+        if m0 == m1 and t1 - t0 < (params.heartbeat_s - params.slack_s) * 1000
+    )
+    parts = [
+        (
+            f"heartbeat: no silence over {limit_ms / 1000:g} s ({len(gaps)} found)",
+            1.0,
+            bool(live) and not gaps,
+        ),
+        (
+            f"deadband: {rate:.2f} msg/s (max {params.max_rate_hz:g}), {repeats} unchanged "
+            "repeats before the heartbeat",
+            1.0,
+            bool(live) and rate <= params.max_rate_hz and repeats <= max(1, len(live) // 20),
+        ),
+    ]
+    evidence = {
+        "expected": f"a message at least every {params.heartbeat_s:g} s (+{params.slack_s:g} s); "
+        f"at most {params.max_rate_hz:g} msg/s",
+        "saw": {
+            "gaps": gaps[:10],
+            "rate_hz": round(rate, 3),
+            "unchanged_repeats": repeats,
+            "messages": len(live),
+        },
+        "where": f"iiot/{obs.tenant}/{obs.device}/telemetry (live, after start-up)",
+    }
+    return ctx.outcome(parts, evidence)

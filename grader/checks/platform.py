@@ -1,0 +1,1 @@
+"""Platform checks (over the platform API): filled in when the platform lands."""

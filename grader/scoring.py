@@ -1,0 +1,109 @@
+"""check -> score: evaluate every check of a lab on an Observation, build the Result."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from grader.checks.registry import CheckContext, CheckRegistry, default_registry
+from grader.observation import Observation
+from grader.results import CheckResult, Result
+from grader.spec import LabSpec
+from iiotlab.datasheet import Datasheet
+
+logger = logging.getLogger(__name__)
+
+
+class CheckCrashError(Exception):
+    """A check itself failed: the grader's fault, so the run is not gradable."""
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("iiotlab", "pymodbus", "asyncua", "paho-mqtt", "amqtt"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def run_checks(
+    lab: LabSpec,
+    datasheet: Datasheet,
+    observation: Observation,
+    registry: CheckRegistry | None = None,
+) -> list[CheckResult]:
+    registry = registry or default_registry()
+    results = []
+    for spec in lab.checks:
+        kind = registry.get(spec.kind)
+        if kind is None:
+            raise CheckCrashError(f"check kind {spec.kind!r} is not installed")
+        context: CheckContext[Any] = CheckContext(
+            lab, spec, kind.params.model_validate(spec.params), datasheet, observation
+        )
+        try:
+            outcome = kind.evaluate(context)
+        except Exception as exc:
+            logger.exception("check %s crashed", spec.id)
+            raise CheckCrashError(f"check {spec.id} ({spec.kind}) crashed: {exc!r}") from exc
+        results.append(
+            CheckResult(
+                id=spec.id,
+                kind=spec.kind,
+                points=min(outcome.points, spec.points),
+                max_points=spec.points,
+                passed=outcome.passed,
+                message=outcome.message,
+                hint=spec.hint.model_dump(),
+                evidence=outcome.evidence,
+            )
+        )
+    return results
+
+
+def build_result(
+    lab: LabSpec,
+    student: str,
+    seed: int,
+    started_ms: int,
+    finished_ms: int,
+    checks: list[CheckResult],
+) -> Result:
+    return Result(
+        lab=lab.id,
+        student=student,
+        seed=f"{seed:016x}",
+        started=iso(started_ms),
+        finished=iso(finished_ms),
+        gradable=True,
+        score=round(sum(c.points for c in checks), 2),
+        max_score=lab.max_score,
+        checks=checks,
+        versions=versions(),
+    )
+
+
+def not_gradable(
+    lab: LabSpec, student: str, seed: int, started_ms: int, finished_ms: int, reason: str
+) -> Result:
+    return Result(
+        lab=lab.id,
+        student=student,
+        seed=f"{seed:016x}",
+        started=iso(started_ms),
+        finished=iso(finished_ms),
+        gradable=False,
+        reason=reason,
+        score=0.0,
+        max_score=lab.max_score,
+        checks=[],
+        versions=versions(),
+    )

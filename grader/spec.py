@@ -1,0 +1,239 @@
+"""Lab specs: labs/<id>/lab.yaml loaded into frozen models.
+
+Errors name the file, the key and the line: the YAML is composed into nodes first so a
+validation error's location can be mapped back to the line it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from iiotlab.errors import ConfigError
+
+Track = Literal["network", "edge", "platform", "security", "integration"]
+ScenarioAction = Literal[
+    "broker_outage", "plc_outage", "gateway_kill", "gateway_restart", "plant_event"
+]
+
+POSITIONS: dict[int, str] = {
+    1: "industrial network engineer",
+    2: "identifier resolution R&D engineer",
+    3: "identifier resolution integration engineer",
+    4: "edge computing engineer",
+    5: "platform architect",
+    6: "platform development engineer",
+    7: "industrial APP development engineer",
+    8: "platform operations engineer",
+    10: "industrial big data engineer",
+    11: "security architect",
+    12: "security engineer",
+    13: "solution architect",
+    14: "implementation engineer",
+    15: "system integration engineer",
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Bilingual(_Frozen):
+    en: str = Field(min_length=1)
+    zh: str = Field(min_length=1)
+
+
+class BrokerSpec(_Frozen):
+    """The MQTT broker the grader starts for the lab."""
+
+    kind: Literal["embedded", "mosquitto"] = "embedded"
+    auth: bool = True  # users for the student's tenant and the grader's observer
+    tls: bool = False
+    from_submission: str | None = Field(
+        default=None,
+        description="file in the submission holding the student's broker policy (security labs)",
+    )
+
+
+class OpcuaSpec(_Frozen):
+    enabled: bool = True
+    policies: tuple[str, ...] = ("None", "Basic256Sha256:Sign", "Basic256Sha256:SignAndEncrypt")
+    allow_anonymous: bool = True
+
+
+class ScenarioStep(_Frozen):
+    at: float = Field(ge=0, description="seconds after the gateway starts")
+    action: ScenarioAction
+    duration: float = Field(default=0.0, ge=0)
+    event: dict[str, Any] = Field(default_factory=dict)  # plant_event: passed to the simulator
+
+
+class CheckSpec(_Frozen):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    kind: str
+    points: float = Field(gt=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+    hint: Bilingual
+
+
+class LabSpec(_Frozen):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    title: Bilingual
+    summary: Bilingual
+    track: Track
+    positions: tuple[int, ...] = Field(min_length=1)
+    plant: str
+    device: str | None = None
+    duration_s: float = Field(gt=0, le=3600)
+    startup_s: float = Field(default=3.0, ge=0, description="grace before checks count")
+    broker: BrokerSpec = BrokerSpec()
+    opcua: OpcuaSpec = OpcuaSpec()
+    modbus: bool = True
+    platform: bool = False
+    memory_mb: int = Field(default=1024, ge=64)
+    scenario: tuple[ScenarioStep, ...] = ()
+    checks: tuple[CheckSpec, ...] = Field(min_length=1)
+    directory: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("positions", mode="before")
+    @classmethod
+    def _positions(cls, value: object) -> object:
+        if not isinstance(value, list):
+            return value
+        by_name = {name: number for number, name in POSITIONS.items()}
+        out: list[object] = []
+        for item in value:
+            item = by_name.get(item, item) if isinstance(item, str) else item
+            if isinstance(item, int) and item not in POSITIONS:
+                raise ValueError(f"position {item} is not one of {sorted(POSITIONS)}")
+            out.append(item)
+        return out
+
+    @property
+    def device_name(self) -> str:
+        return self.device or f"{self.plant}-1"
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.points for c in self.checks)
+
+
+def _line_of(node: yaml.Node, loc: Sequence[int | str]) -> tuple[int | None, str | None]:
+    """The 1-based line of the node at `loc`, and the last key found on the way."""
+    line = node.start_mark.line + 1
+    key: str | None = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    key = str(part)
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line, key
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line, key
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line, key
+    return line, key
+
+
+def _parse_yaml(path: Path) -> tuple[Any, yaml.Node]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("lab file not found", file=path) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(f"not valid YAML: {exc.problem}", file=path, line=line) from None
+    if node is None or not isinstance(data, dict):
+        raise ConfigError("a lab file must be a YAML mapping", file=path, line=1)
+    return data, node
+
+
+def _validation_error(
+    path: Path, node: yaml.Node, exc: ValidationError, prefix: Sequence[int | str] = ()
+) -> ConfigError:
+    first = exc.errors()[0]
+    loc = [*prefix, *(p for p in first["loc"] if isinstance(p, int | str))]
+    line, _ = _line_of(node, loc)
+    dotted = ".".join(str(p) for p in loc) or "(root)"
+    if first["type"] == "extra_forbidden":
+        return ConfigError("unknown key", file=path, line=line, key=dotted)
+    value = first.get("input")
+    return ConfigError(
+        first["msg"],
+        file=path,
+        line=line,
+        key=dotted,
+        value=value if not isinstance(value, dict | list) else None,
+    )
+
+
+def _check_kinds(path: Path, node: yaml.Node, lab: LabSpec) -> None:
+    from grader.checks.registry import default_registry
+
+    registry = default_registry()
+    for index, spec in enumerate(lab.checks):
+        kind = registry.get(spec.kind)
+        if kind is None:
+            line, _ = _line_of(node, ["checks", index, "kind"])
+            raise ConfigError(
+                "unknown check kind",
+                file=path,
+                line=line,
+                key=f"checks.{index}.kind",
+                value=spec.kind,
+                expected="one of " + ", ".join(sorted(registry.names())),
+            )
+        try:
+            kind.params.model_validate(spec.params)
+        except ValidationError as exc:
+            raise _validation_error(path, node, exc, ("checks", index, "params")) from None
+    ids = [c.id for c in lab.checks]
+    for index, check_id in enumerate(ids):
+        if ids.index(check_id) != index:
+            line, _ = _line_of(node, ["checks", index, "id"])
+            raise ConfigError(
+                "duplicate check id",
+                file=path,
+                line=line,
+                key=f"checks.{index}.id",
+                value=check_id,
+                expected="a unique id per check",
+            )
+
+
+def load_lab(path: str | Path) -> LabSpec:
+    """Load labs/<id>/lab.yaml (or the folder holding it) into a LabSpec."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "lab.yaml"
+    data, node = _parse_yaml(path)
+    try:
+        lab = LabSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(path, node, exc) from None
+    if lab.id != path.parent.name and path.parent.name != "":
+        line, _ = _line_of(node, ["id"])
+        raise ConfigError(
+            "lab id differs from its folder name",
+            file=path,
+            line=line,
+            key="id",
+            value=lab.id,
+            expected=repr(path.parent.name),
+        )
+    _check_kinds(path, node, lab)
+    return lab.model_copy(update={"directory": path.parent})
