@@ -1,0 +1,1 @@
+"""REST API routers of the platform (mounted under /api by create_app)."""
