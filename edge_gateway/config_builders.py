@@ -1,0 +1,172 @@
+"""Build a GatewayConfig from a datasheet, or from the gateway-under-test environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+
+from edge_gateway.config import (
+    BrokerConfig,
+    BufferConfig,
+    GatewayConfig,
+    ModbusSourceConfig,
+    OpcuaSourceConfig,
+    SourceConfig,
+    TagConfig,
+)
+from iiotlab.datasheet import Datasheet, TagSpec, load_datasheet
+from iiotlab.errors import ConfigError
+
+ENV_VARIABLES = (
+    "IIOTLAB_MODBUS_HOST",
+    "IIOTLAB_MODBUS_PORT",
+    "IIOTLAB_OPCUA_URL",
+    "IIOTLAB_MQTT_URL",
+    "IIOTLAB_MQTT_CA",
+    "IIOTLAB_TENANT",
+    "IIOTLAB_DEVICE",
+    "IIOTLAB_DATASHEET",
+    "IIOTLAB_STATE_DIR",
+)
+
+
+def config_from_datasheet(
+    datasheet: Datasheet,
+    *,
+    broker_url: str = "mqtt://127.0.0.1:1883",
+    tenant: str | None = None,
+    device: str | None = None,
+    modbus_host: str | None = None,
+    modbus_port: int | None = None,
+    opcua_url: str | None = None,
+    prefer: Literal["modbus", "opcua"] = "modbus",
+    buffer_path: Path | None = None,
+    ca_file: Path | None = None,
+) -> GatewayConfig:
+    """One source per protocol; each tag read over `prefer` when the datasheet allows."""
+    sources: dict[str, SourceConfig] = {}
+    host = modbus_host or datasheet.modbus.host or "127.0.0.1"
+    port = modbus_port or datasheet.modbus.port or 5020
+    sources["plc"] = ModbusSourceConfig(host=host, port=port, unit_id=datasheet.modbus.unit_id)
+    endpoint = opcua_url or datasheet.opcua.endpoint
+    if endpoint:
+        sources["opcua"] = OpcuaSourceConfig(endpoint=endpoint)
+    tags = [
+        tag
+        for spec in datasheet.tags
+        if (tag := _tag_from_spec(spec, prefer, has_opcua="opcua" in sources)) is not None
+    ]
+    used = {tag.source for tag in tags}
+    return GatewayConfig(
+        tenant=tenant or datasheet.student or "demo",
+        device=device or datasheet.device or f"{datasheet.plant}-1",
+        sources={name: source for name, source in sources.items() if name in used},
+        tags=tags,
+        broker=BrokerConfig(url=broker_url, ca_file=ca_file),
+        buffer=BufferConfig(path=buffer_path or Path("gateway-buffer.db")),
+    )
+
+
+def _tag_from_spec(spec: TagSpec, prefer: str, *, has_opcua: bool) -> TagConfig | None:
+    common: dict[str, Any] = {
+        "name": spec.name,
+        "writable": spec.access == "rw",
+        "range": spec.range,
+    }
+    use_opcua = spec.opcua is not None and has_opcua and (prefer == "opcua" or not spec.modbus)
+    if use_opcua and spec.opcua is not None:
+        return TagConfig(source="opcua", node_id=spec.opcua.node_id, **common)
+    if spec.modbus is None:
+        return None
+    address = spec.modbus
+    return TagConfig(
+        source="plc",
+        table=address.table,
+        address=address.address,
+        type=address.type,
+        word_order=address.word_order,
+        scale=address.scale,
+        offset=address.offset,
+        length=address.length,
+        bit=address.bit,
+        **common,
+    )
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """The gateway-under-test variables of DESIGN.md, and nothing else."""
+    env = os.environ if environ is None else environ
+    sheet_path = env.get("IIOTLAB_DATASHEET")
+    if not sheet_path:
+        raise ConfigError(
+            "IIOTLAB_DATASHEET is not set", key="IIOTLAB_DATASHEET", expected="a datasheet path"
+        )
+    datasheet = load_datasheet(sheet_path)
+    port_text = env.get("IIOTLAB_MODBUS_PORT")
+    try:
+        port = int(port_text) if port_text else None
+    except ValueError:
+        raise ConfigError(
+            "not a port number", key="IIOTLAB_MODBUS_PORT", value=port_text, expected="1-65535"
+        ) from None
+    state_dir = Path(env.get("IIOTLAB_STATE_DIR") or ".")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ca = env.get("IIOTLAB_MQTT_CA")
+    return config_from_datasheet(
+        datasheet,
+        broker_url=env.get("IIOTLAB_MQTT_URL") or "mqtt://127.0.0.1:1883",
+        tenant=env.get("IIOTLAB_TENANT") or None,
+        device=env.get("IIOTLAB_DEVICE") or None,
+        modbus_host=env.get("IIOTLAB_MODBUS_HOST") or None,
+        modbus_port=port,
+        opcua_url=env.get("IIOTLAB_OPCUA_URL") or None,
+        buffer_path=state_dir / "gateway-buffer.db",
+        ca_file=Path(ca) if ca else None,
+    )
+
+
+def config_to_yaml(config: GatewayConfig) -> str:
+    """YAML a user can edit: defaults left out except the ones worth seeing."""
+    data = config.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    data["sources"] = {
+        name: {"kind": source.kind, **source.model_dump(mode="json", exclude_defaults=True)}
+        for name, source in config.sources.items()
+    }
+    data.setdefault("tenant", config.tenant)
+    data["heartbeat_s"] = config.heartbeat_s
+    data["buffer"] = config.buffer.model_dump(mode="json")
+    data["broker"] = config.broker.model_dump(mode="json", exclude_none=True)
+    for tag in data.get("tags", []):
+        if "range" in tag:
+            tag["range"] = list(tag["range"])
+    ordered = {key: data[key] for key in _KEY_ORDER if key in data}
+    header = (
+        "# iiotlab gateway configuration; every key is described in docs/gateway.md\n"
+        "# Run it with: iiotlab gateway run --config <this file>\n"
+    )
+    return header + yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)
+
+
+_KEY_ORDER = (
+    "tenant",
+    "device",
+    "heartbeat_s",
+    "metrics_port",
+    "broker",
+    "buffer",
+    "sources",
+    "poll_groups",
+    "tags",
+    "transforms",
+)
+
+
+def broker_host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    default = 8883 if parts.scheme == "mqtts" else 1883
+    return parts.hostname or "127.0.0.1", parts.port or default

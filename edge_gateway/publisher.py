@@ -1,0 +1,198 @@
+"""MQTT side of the gateway: the outbox sender, status with Last Will, command acks.
+
+Every telemetry message goes through the store-and-forward buffer: `submit()` stores it,
+the sender publishes stored messages oldest first (up to `inflight` awaiting PUBACK at
+once) and removes each only after its PUBACK. A message that missed its live send (the
+broker was unreachable, or the connection dropped before PUBACK) is marked replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edge_gateway.buffer import BufferedMessage, StoreAndForwardBuffer
+from edge_gateway.config import BrokerConfig
+from edge_gateway.metrics import GatewayCounters
+from edge_gateway.reporting import Report
+from edge_gateway.sources.base import Backoff
+from iiotlab.errors import ConfigError
+from iiotlab.mqtt import MqttClient, MqttConnectError, parse_mqtt_url
+from iiotlab.payloads import Status, Telemetry, encode_payload, topic
+
+logger = logging.getLogger(__name__)
+
+_LIVE_TAIL = b'"replayed":false}'
+_REPLAYED_TAIL = b'"replayed":true}'
+
+
+def as_replayed(payload: bytes) -> bytes:
+    """The same telemetry payload with `"replayed": true` (its last field)."""
+    if payload.endswith(_LIVE_TAIL):
+        return payload[: -len(_LIVE_TAIL)] + _REPLAYED_TAIL
+    return payload
+
+
+def status_payload(state: str) -> bytes:
+    return encode_payload(Status(v=1, state=state, ts=int(time.time() * 1000)))  # type: ignore[arg-type]
+
+
+def broker_url(config: BrokerConfig) -> str:
+    """The broker URL with the configured credentials (they override the URL's)."""
+    endpoint = parse_mqtt_url(config.url)
+    if config.username is None:
+        return config.url
+    from urllib.parse import quote
+
+    scheme = "mqtts" if endpoint.tls else "mqtt"
+    password = config.password if config.password is not None else (endpoint.password or "")
+    return (
+        f"{scheme}://{quote(config.username, safe='')}:{quote(password, safe='')}"
+        f"@{endpoint.host}:{endpoint.port}"
+    )
+
+
+def make_client(config: BrokerConfig, *, tenant: str, device: str) -> MqttClient:
+    """The gateway's MQTT client, with `offline` as its retained Last Will."""
+    if config.cert_file is not None or config.key_file is not None:
+        raise ConfigError(
+            "client certificates are not supported by iiotlab.mqtt yet",
+            key="broker.cert_file",
+            value=str(config.cert_file or config.key_file),
+            expected="user/password credentials with a CA file (broker.ca_file)",
+        )
+    ca_file = Path(config.ca_file) if config.ca_file is not None else None
+    return MqttClient(
+        broker_url(config),
+        client_id=config.client_id or f"iiotlab-gw-{tenant}-{device}",
+        ca_file=ca_file,
+        will=(topic(tenant, device, "status"), status_payload("offline"), 1, True),
+        keepalive=config.keepalive_s,
+    )
+
+
+class TelemetryPublisher:
+    """Numbers, stores and sends telemetry; see the module docstring."""
+
+    def __init__(
+        self,
+        client: MqttClient,
+        buffer: StoreAndForwardBuffer,
+        *,
+        tenant: str,
+        device: str,
+        counters: GatewayCounters,
+        inflight: int = 100,
+    ) -> None:
+        self.client = client
+        self.buffer = buffer
+        self.device = device
+        self.topic = topic(tenant, device, "telemetry")
+        self._counters = counters
+        self._inflight = inflight
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+
+    def submit(self, report: Report) -> int:
+        """Store one report as the next telemetry message; its seq."""
+        seq = self.buffer.next_seq()
+        payload = encode_payload(
+            Telemetry(
+                v=1,
+                device=self.device,
+                seq=seq,
+                ts=report.ts_ms,
+                metrics=report.metrics,
+                quality=report.quality or None,
+                replayed=False,
+            )
+        )
+        live = self.client.connected
+        dropped_before = self.buffer.dropped
+        self.buffer.append(self.topic, payload, replayed=not live)
+        self._counters.dropped += self.buffer.dropped - dropped_before
+        if not live:
+            self._counters.buffered += 1
+        self.wake()
+        return seq
+
+    def wake(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def connection_lost(self) -> None:
+        """Whatever is stored now missed its live send."""
+        self.buffer.mark_replayed()
+
+    async def drained(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until the buffer is empty (True) or `timeout` passed (False)."""
+        if not len(self.buffer):
+            return True
+        self.wake()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        return not len(self.buffer)
+
+    async def run(self) -> None:
+        """The sender loop; runs until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.client.connected and len(self.buffer):
+                if not await self._send_batch(self.buffer.peek(self._inflight)):
+                    break
+            if not len(self.buffer):
+                self._idle.set()
+
+    async def _send_batch(self, batch: list[BufferedMessage]) -> bool:
+        """Publish a batch in order; remove the acknowledged ones. False on a failure."""
+        results = await asyncio.gather(
+            *(self._publish(message) for message in batch), return_exceptions=True
+        )
+        acked = [
+            message.id for message, result in zip(batch, results, strict=True) if result is None
+        ]
+        self.buffer.remove(acked)
+        self._counters.published += len(acked)
+        self._counters.replayed += sum(
+            1
+            for message, result in zip(batch, results, strict=True)
+            if result is None and message.replayed
+        )
+        failures = [result for result in results if isinstance(result, BaseException)]
+        for failure in failures:
+            if isinstance(failure, asyncio.CancelledError):
+                raise failure
+        if failures:
+            self._counters.errors += 1
+            logger.info(
+                "publish failed (%s); %d messages wait in the buffer", failures[0], len(self.buffer)
+            )
+            self.connection_lost()
+            return False
+        return True
+
+    async def _publish(self, message: BufferedMessage) -> None:
+        payload = as_replayed(message.payload) if message.replayed else message.payload
+        await self.client.publish(message.topic, payload, qos=message.qos)
+
+
+async def connect_with_backoff(
+    client: MqttClient,
+    *,
+    on_error: Callable[[Exception], None],
+    maximum: float = 5.0,
+) -> None:
+    """Connect the first time, however long the broker stays away (auto-reconnect after)."""
+    backoff = Backoff(initial=0.2, maximum=maximum)
+    while True:
+        try:
+            await client.connect()
+            return
+        except MqttConnectError as exc:
+            on_error(exc)
+            await asyncio.sleep(backoff.next_delay())

@@ -1,0 +1,104 @@
+"""Report by exception: publish a value when it moved past its deadband, and everything
+at least every `heartbeat_s` seconds.
+
+A value of None means the tag could not be read: it is left out of `metrics` and marked
+`"bad"` in `quality`. A change of quality is always reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from iiotlab.payloads import MetricValue
+
+Quality = Literal["good", "bad", "uncertain"]
+
+
+@dataclass(frozen=True)
+class DeadbandRule:
+    """`absolute` in engineering units, or `percent` of `span` (the tag's range width;
+    without a range, of the last reported value's magnitude)."""
+
+    absolute: float | None = None
+    percent: float | None = None
+    span: float | None = None
+
+    def exceeded(self, old: MetricValue, new: MetricValue) -> bool:
+        if isinstance(old, bool | str) or isinstance(new, bool | str):
+            return old != new
+        delta = abs(float(new) - float(old))
+        if self.absolute is not None:
+            return delta > self.absolute
+        if self.percent is not None:
+            base = self.span if self.span else abs(float(old))
+            return delta > self.percent / 100 * base
+        return new != old
+
+
+NO_DEADBAND = DeadbandRule()
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one telemetry message carries."""
+
+    ts_ms: int
+    metrics: dict[str, MetricValue]
+    quality: dict[str, Quality]
+    heartbeat: bool = False
+
+
+class ReportByException:
+    def __init__(self, deadbands: Mapping[str, DeadbandRule], heartbeat_s: float) -> None:
+        self._deadbands = dict(deadbands)
+        self._heartbeat_ms = heartbeat_s * 1000
+        self._reported: dict[str, MetricValue] = {}
+        self._quality: dict[str, Quality] = {}
+        self._current: dict[str, MetricValue | None] = {}
+        self._last_full_ms: int | None = None
+
+    def update(self, values: Mapping[str, MetricValue | None], ts_ms: int) -> Report | None:
+        """One cycle's samples; the report to publish, or None when nothing changed."""
+        metrics: dict[str, MetricValue] = {}
+        quality: dict[str, Quality] = {}
+        for name, value in values.items():
+            self._current[name] = value
+            if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                self._current[name] = None
+                if self._quality.get(name) != "bad":
+                    quality[name] = self._quality[name] = "bad"
+                continue
+            old = self._reported.get(name)
+            rule = self._deadbands.get(name, NO_DEADBAND)
+            if self._quality.get(name) != "good" or old is None or rule.exceeded(old, value):
+                metrics[name] = self._reported[name] = value
+                quality[name] = self._quality[name] = "good"
+        if self._heartbeat_due(ts_ms):
+            return self.full_report(ts_ms)
+        if not metrics and not quality:
+            return None
+        return Report(ts_ms, metrics, quality)
+
+    def heartbeat(self, now_ms: int) -> Report | None:
+        """The full report when the heartbeat is due and nothing else sent one."""
+        if not self._current or not self._heartbeat_due(now_ms):
+            return None
+        return self.full_report(now_ms)
+
+    def full_report(self, ts_ms: int) -> Report:
+        metrics: dict[str, MetricValue] = {}
+        quality: dict[str, Quality] = {}
+        for name, value in self._current.items():
+            if value is None:
+                quality[name] = self._quality[name] = "bad"
+            else:
+                metrics[name] = self._reported[name] = value
+                quality[name] = self._quality[name] = "good"
+        self._last_full_ms = ts_ms
+        return Report(ts_ms, metrics, quality, heartbeat=True)
+
+    def _heartbeat_due(self, now_ms: int) -> bool:
+        return self._last_full_ms is None or now_ms - self._last_full_ms >= self._heartbeat_ms
