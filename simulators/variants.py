@@ -221,7 +221,7 @@ def _tag_json(
         "description": definition.description,
         "access": definition.access,
         "kind": definition.kind,
-        "range": list(definition.range),
+        "range": None if definition.kind == "string" else list(definition.range),
         "tolerance": _tolerance(definition, encoding),
         "modbus": modbus,
         "opcua": {"node_id": f"ns=2;s={object_name}.{browse}", "browse_name": browse},
