@@ -1,0 +1,72 @@
+"""TLS listeners (mqtts://) on every broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import StartBroker
+from mqtt_helpers import connected, receive
+
+from iiotlab.certs import TlsFiles
+from iiotlab.mqtt import BrokerConfig, BrokerUser, MqttClient, MqttConnectError
+from iiotlab.mqtt.broker import pick_free_port
+
+pytestmark = pytest.mark.integration
+
+USER = BrokerUser("gw", "gw-pw", "demo")
+
+
+async def test_mqtts_with_the_ca_works(start_broker: StartBroker, tls_files: TlsFiles) -> None:
+    config = BrokerConfig(users=(USER,), tls=tls_files)
+    async with start_broker(config) as broker:
+        assert broker.tls_url == f"mqtts://127.0.0.1:{broker.tls_port}"
+        url = broker.url_for(USER, tls=True)
+        async with (
+            connected(url, "a", ca_file=tls_files.ca_file) as sender,
+            connected(broker.url_for(USER), "b") as plain_receiver,
+        ):
+            await plain_receiver.subscribe("iiot/demo/#")
+            await sender.publish("iiot/demo/tank-1/telemetry", b"over tls")
+            assert (await receive(plain_receiver)).payload == b"over tls"
+
+
+async def test_localhost_name_matches_the_certificate(
+    start_broker: StartBroker, tls_files: TlsFiles
+) -> None:
+    async with start_broker(BrokerConfig(tls=tls_files)) as broker:
+        url = f"mqtts://localhost:{broker.tls_port}"
+        async with connected(url, "c", ca_file=tls_files.ca_file) as client:
+            assert client.connected
+
+
+async def test_untrusted_ca_is_a_tls_error(
+    start_broker: StartBroker, tls_files: TlsFiles, other_ca: Path
+) -> None:
+    async with start_broker(BrokerConfig(tls=tls_files)) as broker:
+        client = MqttClient(broker.tls_url or "", client_id="c", ca_file=other_ca)
+        with pytest.raises(MqttConnectError, match="TLS: the certificate"):
+            await client.connect(timeout=5)
+
+
+async def test_plaintext_client_on_the_tls_port_is_refused(
+    start_broker: StartBroker, tls_files: TlsFiles
+) -> None:
+    async with start_broker(BrokerConfig(tls=tls_files)) as broker:
+        client = MqttClient(f"mqtt://127.0.0.1:{broker.tls_port}", client_id="c")
+        with pytest.raises(MqttConnectError):
+            await client.connect(timeout=3)
+
+
+async def test_tls_only_broker_has_no_plaintext_port(
+    start_broker: StartBroker, tls_files: TlsFiles
+) -> None:
+    port = pick_free_port("127.0.0.1")
+    config = BrokerConfig(port=port, tls=tls_files, plaintext=False)
+    async with start_broker(config) as broker:
+        assert broker.url.startswith("mqtts://")
+        assert broker.port == 0
+        with pytest.raises(MqttConnectError, match="connection refused"):
+            await MqttClient(f"mqtt://127.0.0.1:{port}", client_id="c").connect(timeout=3)
+        async with connected(broker.url, "c", ca_file=tls_files.ca_file) as client:
+            assert client.connected
