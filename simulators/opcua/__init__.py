@@ -1,0 +1,1 @@
+"""asyncua server-side helpers of simulators/opcua_server.py."""
