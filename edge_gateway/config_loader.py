@@ -91,6 +91,10 @@ def _config_error(error: ErrorDetails, root: yaml.Node | None, file: str | Path)
     if kind == "literal_error" and expected is not None:
         message = "value is not allowed"
         expected = f"one of {expected}"
+    elif expected is None and message.startswith("Input should be "):
+        expected = message.removeprefix("Input should be ").split(",")[0]
+        message = "wrong value"
+    message = message.removeprefix("Value error, ")
     return ConfigError(
         message,
         file=file,
