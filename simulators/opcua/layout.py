@@ -91,7 +91,7 @@ def plan_plant(
         node_id = in_namespace(parse_node_id(spec.opcua.node_id, key), namespace_index, key)
         variables.append(VariableLayout(definition, node_id, _browse_name(spec, node_id)))
     object_id = _object_id(datasheet, variables, device, namespace_index)
-    object_name = object_id.Identifier if isinstance(object_id.Identifier, str) else device
+    object_name = _object_browse_name(datasheet, object_id, device)
     method_ids = tuple((name, child_id(object_id, name)) for name in methods)
     return PlantLayout(device, object_id, object_name, tuple(variables), method_ids)
 
@@ -102,6 +102,14 @@ def _browse_name(spec: TagSpec, node_id: ua.NodeId) -> str:
     if isinstance(node_id.Identifier, str):
         return node_id.Identifier.rsplit(".", 1)[-1]
     return spec.name
+
+
+def _object_browse_name(datasheet: Datasheet, object_id: ua.NodeId, device: str) -> str:
+    """opcua.object_browse_name if the datasheet has one, else the object's string id."""
+    named = getattr(datasheet.opcua, "object_browse_name", None)
+    if isinstance(named, str) and named:
+        return named
+    return object_id.Identifier if isinstance(object_id.Identifier, str) else device
 
 
 def _object_id(
