@@ -75,9 +75,18 @@ class AlarmBook:
         if key in self._open:
             return None
         alarm = Alarm(
-            id=uuid.uuid4().hex[:12], tenant=rule.tenant, device=device, rule_id=rule.id,
-            rule=rule.name, kind=rule.kind, metric=rule.metric, severity=rule.severity,
-            state="active", value=value, message=message, raised_ms=ts,
+            id=uuid.uuid4().hex[:12],
+            tenant=rule.tenant,
+            device=device,
+            rule_id=rule.id,
+            rule=rule.name,
+            kind=rule.kind,
+            metric=rule.metric,
+            severity=rule.severity,
+            state="active",
+            value=value,
+            message=message,
+            raised_ms=ts,
         )
         self._alarms[alarm.id] = alarm
         self._open[key] = alarm.id
@@ -97,7 +106,9 @@ class AlarmBook:
     def acknowledge(self, alarm_id: str, by: str) -> Alarm:
         alarm = self._alarms[alarm_id]
         if alarm.state != "active":
-            raise AlarmStateError(f"alarm {alarm_id} is {alarm.state}; only an active one can be acknowledged")
+            raise AlarmStateError(
+                f"alarm {alarm_id} is {alarm.state}; only an active one can be acknowledged"
+            )
         alarm.state = "acknowledged"
         alarm.acknowledged_ms, alarm.acknowledged_by = int(time.time() * 1000), by
         self.dirty.add(alarm.id)

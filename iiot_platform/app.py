@@ -57,8 +57,13 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
     for route in router.routes:
         assert isinstance(route, APIRoute)
         app.add_api_route(
-            route.path, route.endpoint, methods=sorted(route.methods or ()),
-            response_model=route.response_model, status_code=route.status_code,
-            tags=route.tags, summary=route.summary, description=route.description,
+            route.path,
+            route.endpoint,
+            methods=sorted(route.methods or ()),
+            response_model=route.response_model,
+            status_code=route.status_code,
+            tags=route.tags,
+            summary=route.summary,
+            description=route.description,
             name=route.name,
         )

@@ -75,7 +75,10 @@ class TokenBook:
     def _add(self, token: str, role: Role, tenant: str | None, name: str) -> TokenInfo:
         digest = _digest(token)
         info = TokenInfo(
-            name=name, role=role, tenant=tenant, created_ms=int(time.time() * 1000),
+            name=name,
+            role=role,
+            tenant=tenant,
+            created_ms=int(time.time() * 1000),
             fingerprint=digest[:12],
         )
         self._by_digest[digest] = info

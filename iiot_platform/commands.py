@@ -55,8 +55,14 @@ class CommandBook:
         self, tenant: str, device: str, spec: CommandSpec, by: str, publish: Publish
     ) -> CommandRecord:
         record = CommandRecord(
-            id=str(uuid.uuid4()), tenant=tenant, device=device, metric=spec.metric,
-            value=spec.value, state="pending", sent_ms=int(time.time() * 1000), issued_by=by,
+            id=str(uuid.uuid4()),
+            tenant=tenant,
+            device=device,
+            metric=spec.metric,
+            value=spec.value,
+            state="pending",
+            sent_ms=int(time.time() * 1000),
+            issued_by=by,
         )
         self._commands[record.id] = record
         self._waiters[record.id] = asyncio.Event()

@@ -129,7 +129,9 @@ class IdentifierRegistry:
         if prefix in self.prefixes:
             raise IdentifierSyntaxError(f"prefix {prefix!r} is already registered")
         record = Prefix(
-            prefix=prefix, tenant=tenant, description=description,
+            prefix=prefix,
+            tenant=tenant,
+            description=description,
             created_ms=int(time.time() * 1000),
         )
         self.prefixes[prefix] = record
@@ -149,8 +151,13 @@ class IdentifierRegistry:
         owner = self.prefix_of(spec.identifier)
         prefix, suffix = parse_identifier(spec.identifier)
         record = IdentifierRecord(
-            identifier=spec.identifier, prefix=prefix, suffix=suffix, tenant=owner.tenant,
-            device=spec.device, metadata=spec.metadata, created_ms=int(time.time() * 1000),
+            identifier=spec.identifier,
+            prefix=prefix,
+            suffix=suffix,
+            tenant=owner.tenant,
+            device=spec.device,
+            metadata=spec.metadata,
+            created_ms=int(time.time() * 1000),
         )
         self.identifiers[spec.identifier] = record
         return record

@@ -148,8 +148,9 @@ class Ingestor:
             self.stats.duplicates += 1
             return
         batch.records.append(
-            TelemetryRecord(tenant, device, payload.seq, payload.ts, payload.metrics,
-                            payload.replayed)
+            TelemetryRecord(
+                tenant, device, payload.seq, payload.ts, payload.metrics, payload.replayed
+            )
         )
 
     @staticmethod

@@ -111,10 +111,12 @@ class DeviceRegistry:
         return True
 
     def set_status(self, tenant: str, device: str, online: bool, ts: int) -> bool:
-        """Apply a status message; True when the online state changed."""
+        """Apply a status message in arrival order; True when the online state changed.
+
+        Arrival order, not `ts`: a Last Will carries the time its client connected, so it
+        is older than the `online` message it follows.
+        """
         entry = self._ensure(tenant, device, int(time.time() * 1000))
-        if entry.status_ts is not None and ts < entry.status_ts:
-            return False
         changed = entry.online != online
         entry.online, entry.status_ts = online, ts
         return changed
@@ -132,7 +134,5 @@ class DeviceRegistry:
 
     async def flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
-        docs = [
-            (f"{t}/{d}", t, self._devices[(t, d)].model_dump(mode="json")) for t, d in dirty
-        ]
+        docs = [(f"{t}/{d}", t, self._devices[(t, d)].model_dump(mode="json")) for t, d in dirty]
         await self._documents.put_many("device", docs)

@@ -104,11 +104,7 @@ class RuleEngine:
         return sorted(rules, key=lambda r: r.created_ms)
 
     def _matching(self, tenant: str, device: str) -> list[Rule]:
-        return [
-            r
-            for r in self._rules.values()
-            if r.tenant == tenant and r.device in ("*", device)
-        ]
+        return [r for r in self._rules.values() if r.tenant == tenant and r.device in ("*", device)]
 
     def evaluate(self, record: TelemetryRecord) -> list[Alarm]:
         """Alarm transitions (raised or cleared) caused by one accepted message."""

@@ -41,9 +41,14 @@ class PlatformService:
         self.identifiers = IdentifierRegistry()
         self.tokens = TokenBook(settings.tokens)
         self.ingestor = Ingestor(
-            store=self.store, documents=self.documents, registry=self.registry,
-            rules=self.rules, commands=self.commands, on_alarms=self.on_alarms,
-            batch_size=settings.batch_size, queue_size=settings.queue_size,
+            store=self.store,
+            documents=self.documents,
+            registry=self.registry,
+            rules=self.rules,
+            commands=self.commands,
+            on_alarms=self.on_alarms,
+            batch_size=settings.batch_size,
+            queue_size=settings.queue_size,
         )
         self.mqtt: MqttClient | None = None
         self.started_ms = 0
@@ -70,7 +75,8 @@ class PlatformService:
 
     async def _connect_mqtt(self) -> None:
         client = MqttClient(
-            self.settings.broker_url, client_id=self.settings.client_id,
+            self.settings.broker_url,
+            client_id=self.settings.client_id,
             ca_file=self.settings.broker_ca_file,
         )
         await client.connect()
@@ -122,8 +128,13 @@ class PlatformService:
         await self.registry.flush()
 
     async def put_models(self, kind: str, models: list[Any]) -> None:
-        key = {"alarm": "id", "command": "id", "rule": "id", "prefix": "prefix",
-               "identifier": "identifier"}[kind]
+        key = {
+            "alarm": "id",
+            "command": "id",
+            "rule": "id",
+            "prefix": "prefix",
+            "identifier": "identifier",
+        }[kind]
         await self.documents.put_many(
             kind, [(getattr(m, key), m.tenant, m.model_dump(mode="json")) for m in models]
         )
@@ -142,13 +153,18 @@ class PlatformService:
             ts = alarm.cleared_ms if alarm.state == "cleared" else alarm.raised_ms
             value = alarm.cleared_value if alarm.state == "cleared" else alarm.value
             payload = AlarmPayload(
-                v=1, rule=alarm.rule, state=state, metric=alarm.metric or "",
-                value=value, ts=ts or 0,
+                v=1,
+                rule=alarm.rule,
+                state=state,
+                metric=alarm.metric or "",
+                value=value,
+                ts=ts or 0,
             )
             if self.mqtt is not None:
                 try:
-                    await self.publish(topic(alarm.tenant, alarm.device, "alarm"),
-                                       encode_payload(payload))
+                    await self.publish(
+                        topic(alarm.tenant, alarm.device, "alarm"), encode_payload(payload)
+                    )
                 except Exception as error:
                     _log.warning("alarm %s not published: %s", alarm.id, error)
         await self.save()

@@ -48,7 +48,9 @@ class PlatformSettings:
     mqtt_enabled: bool = True
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> PlatformSettings:
+    def from_env(
+        cls, environ: dict[str, str] | None = None, **overrides: object
+    ) -> PlatformSettings:
         """Read IIOTLAB_PLATFORM_* and the shared IIOTLAB_* variables; overrides win."""
         env = dict(os.environ if environ is None else environ)
         values: dict[str, object] = {}
@@ -72,7 +74,9 @@ class PlatformSettings:
         if store:
             if store not in ("sqlite", "influx"):
                 raise ConfigError(
-                    "unknown store", key="IIOTLAB_PLATFORM_STORE", value=store,
+                    "unknown store",
+                    key="IIOTLAB_PLATFORM_STORE",
+                    value=store,
                     expected="sqlite or influx",
                 )
             values["store"] = store
@@ -100,14 +104,20 @@ def load_tokens(path: Path) -> tuple[ApiToken, ...]:
         parts = text.split()
         if len(parts) < 2 or parts[1] not in ROLES:
             raise ConfigError(
-                "bad token line", file=path, line=number, value=text,
+                "bad token line",
+                file=path,
+                line=number,
+                value=text,
                 expected="'<token> <student|instructor|admin> [tenant] [name]'",
             )
         role: Role = parts[1]  # type: ignore[assignment]
         tenant = parts[2] if len(parts) > 2 and parts[2] != "-" else None
         if role == "student" and tenant is None:
             raise ConfigError(
-                "a student token needs a tenant", file=path, line=number, value=text,
+                "a student token needs a tenant",
+                file=path,
+                line=number,
+                value=text,
                 expected="'<token> student <tenant>'",
             )
         tokens.append(ApiToken(parts[0], role, tenant, " ".join(parts[3:])))

@@ -50,7 +50,9 @@ class Health(BaseModel):
 async def health(service: ServiceDep) -> Health:
     connected = service.mqtt is not None and service.mqtt.connected
     return Health(
-        status="ok", mqtt_connected=connected, store=service.store.name,
+        status="ok",
+        mqtt_connected=connected,
+        store=service.store.name,
         started_ms=service.started_ms,
     )
 
@@ -58,7 +60,9 @@ async def health(service: ServiceDep) -> Health:
 @router.get("/me", response_model=Me)
 async def me(service: ServiceDep, principal: PrincipalDep) -> Me:
     return Me(
-        role=principal.role, tenant=principal.tenant, name=principal.name,
+        role=principal.role,
+        tenant=principal.tenant,
+        name=principal.name,
         auth_enabled=service.settings.auth_enabled,
     )
 
@@ -72,13 +76,16 @@ async def dead_letters(
     before: Annotated[int | None, Query(description="only ids below this (paging)")] = None,
 ) -> list[DeadLetterOut]:
     """Refused messages, newest first, with the reason and the exact payload bytes."""
-    letters = await service.documents.dead_letters(
-        listing_scope(principal, tenant), limit, before
-    )
+    letters = await service.documents.dead_letters(listing_scope(principal, tenant), limit, before)
     return [
         DeadLetterOut(
-            id=d.id, tenant=d.tenant, device=d.device, topic=d.topic,
-            received_ms=d.received_ms, reason=d.reason, size=len(d.payload),
+            id=d.id,
+            tenant=d.tenant,
+            device=d.device,
+            topic=d.topic,
+            received_ms=d.received_ms,
+            reason=d.reason,
+            size=len(d.payload),
             payload_text=d.payload[:2000].decode("utf-8", errors="replace"),
             payload_base64=base64.b64encode(d.payload).decode(),
         )
@@ -100,9 +107,7 @@ async def list_tokens(service: ServiceDep, principal: PrincipalDep) -> list[Toke
 
 
 @router.post("/tokens", response_model=TokenInfo, status_code=201)
-async def create_token(
-    spec: TokenSpec, service: ServiceDep, principal: PrincipalDep
-) -> TokenInfo:
+async def create_token(spec: TokenSpec, service: ServiceDep, principal: PrincipalDep) -> TokenInfo:
     """Create a token (admin); the token itself is in the answer only this once."""
     require_role(principal, "admin")
     if spec.role == "student" and not spec.tenant:

@@ -34,9 +34,7 @@ async def get_alarm(alarm_id: str, service: ServiceDep, principal: PrincipalDep)
 
 
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=Alarm)
-async def acknowledge_alarm(
-    alarm_id: str, service: ServiceDep, principal: PrincipalDep
-) -> Alarm:
+async def acknowledge_alarm(alarm_id: str, service: ServiceDep, principal: PrincipalDep) -> Alarm:
     """active -> acknowledged; 409 when the alarm is already acknowledged or cleared."""
     _alarm(service, principal, alarm_id)
     try:

@@ -32,7 +32,8 @@ def get_principal(
         presented = value.strip()
     if not presented:
         raise HTTPException(
-            401, "this platform requires a token: send 'Authorization: Bearer <token>'",
+            401,
+            "this platform requires a token: send 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     principal = service.tokens.principal(presented)

@@ -86,7 +86,9 @@ async def latest_values(
     latest = await service.store.latest(tenant, device)
     return {
         name: LatestOut(
-            value=item.value, ts=item.ts, seq=item.seq,
+            value=item.value,
+            ts=item.ts,
+            seq=item.seq,
             unit=entry.metrics[name].unit if name in entry.metrics else "",
         )
         for name, item in latest.items()
@@ -116,8 +118,14 @@ async def series(
     agg: Aggregation = aggregation  # type: ignore[assignment]
     points = await service.store.series(tenant, device, metric, start, end, interval, agg)
     return SeriesOut(
-        tenant=tenant, device=device, metric=metric, start=start, end=end, interval_ms=interval,
-        aggregation=agg if interval else None, points=[(p.ts, p.value) for p in points],
+        tenant=tenant,
+        device=device,
+        metric=metric,
+        start=start,
+        end=end,
+        interval_ms=interval,
+        aggregation=agg if interval else None,
+        points=[(p.ts, p.value) for p in points],
     )
 
 
@@ -155,4 +163,3 @@ async def get_command(
     if record is None or not principal.can_see(record.tenant):
         raise HTTPException(404, f"no command {command_id!r}")
     return record
-

@@ -38,9 +38,7 @@ async def list_prefixes(
 
 
 @router.post("/prefixes", response_model=Prefix, status_code=201)
-async def create_prefix(
-    spec: PrefixSpec, service: ServiceDep, principal: PrincipalDep
-) -> Prefix:
+async def create_prefix(spec: PrefixSpec, service: ServiceDep, principal: PrincipalDep) -> Prefix:
     """Register an enterprise prefix (e.g. 88.100.1) owned by a tenant."""
     tenant = owning_tenant(principal, spec.tenant, service.settings.default_tenant)
     try:
@@ -57,9 +55,7 @@ async def list_identifiers(
 ) -> list[IdentifierRecord]:
     scope = listing_scope(principal, tenant)
     records = service.identifiers.identifiers.values()
-    return sorted(
-        (r for r in records if scope in (None, r.tenant)), key=lambda r: r.identifier
-    )
+    return sorted((r for r in records if scope in (None, r.tenant)), key=lambda r: r.identifier)
 
 
 @router.post("/identifiers", response_model=IdentifierRecord, status_code=201)

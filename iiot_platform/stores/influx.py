@@ -131,7 +131,7 @@ class InfluxStore:
         if interval_ms is not None:
             flux += (
                 f" |> aggregateWindow(every: {interval_ms}ms,"
-                f" fn: {_FLUX_FUNCTION[aggregation]}, createEmpty: false, timeSrc: \"_start\")"
+                f' fn: {_FLUX_FUNCTION[aggregation]}, createEmpty: false, timeSrc: "_start")'
             )
         rows = await self._query(flux)
         return [

@@ -23,7 +23,8 @@ def _influx(tmp_path: Path) -> TelemetryStore:
     if not url:
         pytest.skip("InfluxDB store: set IIOTLAB_INFLUX_URL (and IIOTLAB_INFLUX_TOKEN)")
     return InfluxStore(
-        url=url, token=os.environ.get("IIOTLAB_INFLUX_TOKEN", ""),
+        url=url,
+        token=os.environ.get("IIOTLAB_INFLUX_TOKEN", ""),
         org=os.environ.get("IIOTLAB_INFLUX_ORG", "iiotlab"),
         bucket=os.environ.get("IIOTLAB_INFLUX_BUCKET", "iiotlab"),
     )
@@ -51,7 +52,10 @@ def tenant() -> str:
 def _records(tenant: str, count: int, start_seq: int = 0) -> list[TelemetryRecord]:
     return [
         TelemetryRecord(
-            tenant, "tank-1", seq, T0 + seq * 100,
+            tenant,
+            "tank-1",
+            seq,
+            T0 + seq * 100,
             {"level": float(seq), "pump_on": seq % 2 == 0, "mode": f"m{seq % 3}", "count": seq},
         )
         for seq in range(start_seq, start_seq + count)
