@@ -19,7 +19,10 @@ from typing import Any
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.server import ModbusTcpServer
+from pymodbus.exceptions import ModbusIOException
+from pymodbus.pdu import ExceptionResponse
 from pymodbus.server.requesthandler import ServerRequestHandler
+from pymodbus.transaction import TransactionManager
 
 from iiotlab.datasheet import Datasheet
 from iiotlab.errors import IiotlabError, RegisterCodecError
@@ -72,6 +75,25 @@ class _PlantContext(ModbusServerContext):
 
 class _PeerHandler(ServerRequestHandler):  # type: ignore[misc]
     """Remembers the client address so writes are logged with who made them."""
+
+    def callback_data(self, data: bytes, addr: tuple[str, int] | None = None) -> int:
+        # pymodbus answers an unknown function with function code 0x80; real devices echo
+        # the request's code with the high bit set (0x41 -> 0xC1), so we do too.
+        try:
+            used: int = TransactionManager.callback_data(self, data, addr)
+        except ModbusIOException as exc:
+            function = data[7] if len(data) > 7 else 0
+            response = ExceptionResponse(
+                function,
+                ExcCodes.ILLEGAL_FUNCTION,
+                device_id=exc.dev_id or 0,
+                transaction=exc.transaction_id or 0,
+            )
+            self.server_send(response, addr)  # type: ignore[no-untyped-call]
+            return len(data)
+        if self.last_pdu:
+            self.loop.call_soon(self.handle_later)
+        return used
 
     async def handle_request(self) -> None:
         peer = self.transport.get_extra_info("peername") if self.transport else None
