@@ -23,8 +23,9 @@ def _datasheet_text(plant: str, lab: str, student: str, fmt: str) -> str:
         return render_markdown(datasheet)
     if fmt == "html":
         return render_html(datasheet)
-    raise ConfigError("unknown datasheet format", key="--format", value=fmt,
-                      expected="json, md or html")
+    raise ConfigError(
+        "unknown datasheet format", key="--format", value=fmt, expected="json, md or html"
+    )
 
 
 def datasheet_command(
@@ -62,8 +63,16 @@ def sim_command(
 
     asyncio.run(
         run_until_signal(
-            plant, lab, student, host=host, modbus_port=modbus_port, opcua_port=opcua_port,
-            scenario=scenario, truth_log=truth_log, enable_opcua=not no_opcua, tick_hz=tick_hz,
+            plant,
+            lab,
+            student,
+            host=host,
+            modbus_port=modbus_port,
+            opcua_port=opcua_port,
+            scenario=scenario,
+            truth_log=truth_log,
+            enable_opcua=not no_opcua,
+            tick_hz=tick_hz,
         )
     )
 

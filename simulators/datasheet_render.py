@@ -13,8 +13,19 @@ TABLE_TITLES = {
     "holding": "Holding registers (function codes 03, 06, 16)",
     "input": "Input registers (function code 04)",
 }
-COLUMNS = ("Address", "Ref.", "Tag", "Type", "Word order", "Scale", "Offset", "Unit", "Range",
-           "Access", "Description")
+COLUMNS = (
+    "Address",
+    "Ref.",
+    "Tag",
+    "Type",
+    "Word order",
+    "Scale",
+    "Offset",
+    "Unit",
+    "Range",
+    "Access",
+    "Description",
+)
 NOTES = (
     "Addresses are 0-based protocol addresses (PDU). Tools using 1-based references "
     "(e.g. mbpoll without -0, some HMIs) add 1; the 'Ref.' column gives the classic "
@@ -66,8 +77,12 @@ def _row(tag: TagSpec) -> tuple[str, ...]:
 def _tables(datasheet: Datasheet) -> Iterable[tuple[str, list[tuple[str, ...]]]]:
     for table, title in TABLE_TITLES.items():
         tags = [t for t in datasheet.tags if t.modbus is not None and t.modbus.table == table]
-        tags.sort(key=lambda t: (t.modbus.address if t.modbus else 0, t.modbus.bit or 0
-                                 if t.modbus else 0))
+        tags.sort(
+            key=lambda t: (
+                t.modbus.address if t.modbus else 0,
+                t.modbus.bit or 0 if t.modbus else 0,
+            )
+        )
         if tags:
             yield title, [_row(t) for t in tags]
 
@@ -76,7 +91,8 @@ def _header_facts(datasheet: Datasheet) -> list[tuple[str, str]]:
     extra = datasheet.model_extra or {}
     endpoint = (
         f"{datasheet.modbus.host}:{datasheet.modbus.port}"
-        if datasheet.modbus.port else "given when the simulator starts"
+        if datasheet.modbus.port
+        else "given when the simulator starts"
     )
     return [
         ("Plant", datasheet.plant),
@@ -89,8 +105,10 @@ def _header_facts(datasheet: Datasheet) -> list[tuple[str, str]]:
         ("OPC UA namespace", f"{datasheet.opcua.namespace_uri} (ns=2)"),
         ("OPC UA object", datasheet.opcua.object_node_id or ""),
         ("OPC UA security", ", ".join(datasheet.opcua.security)),
-        ("OPC UA users", ", ".join(f"{u['username']} / {u['password']}"
-                                   for u in datasheet.opcua.users)),
+        (
+            "OPC UA users",
+            ", ".join(f"{u['username']} / {u['password']}" for u in datasheet.opcua.users),
+        ),
     ]
 
 
@@ -99,10 +117,16 @@ def render_markdown(datasheet: Datasheet) -> str:
     lines += ["| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in _header_facts(datasheet)]
     for title, rows in _tables(datasheet):
-        lines += ["", f"## {title}", "", "| " + " | ".join(COLUMNS) + " |",
-                  "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
-                  for row in rows]
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            "| " + " | ".join(COLUMNS) + " |",
+            "|" + "---|" * len(COLUMNS),
+        ]
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows
+        ]
     lines += ["", "## OPC UA nodes", "", "| Tag | Node id | Access |", "|---|---|---|"]
     for tag in datasheet.tags:
         if tag.opcua is not None:
@@ -141,8 +165,12 @@ def render_html(datasheet: Datasheet) -> str:
     for table_title, rows in _tables(datasheet):
         parts += [f"<h2>{html.escape(table_title)}</h2>", _html_table(COLUMNS, rows)]
     nodes = [(t.name, t.opcua.node_id, t.access.upper()) for t in datasheet.tags if t.opcua]
-    parts += ["<h2>OPC UA nodes</h2>", _html_table(("Tag", "Node id", "Access"), nodes),
-              "<p>Methods on the plant object: Start, Stop, ResetFault.</p>", "<h2>Notes</h2><ul>"]
+    parts += [
+        "<h2>OPC UA nodes</h2>",
+        _html_table(("Tag", "Node id", "Access"), nodes),
+        "<p>Methods on the plant object: Start, Stop, ResetFault.</p>",
+        "<h2>Notes</h2><ul>",
+    ]
     parts += [f"<li>{html.escape(note)}</li>" for note in NOTES]
     parts.append("</ul></body></html>")
     return "\n".join(parts) + "\n"

@@ -22,21 +22,41 @@ def plants_of(plant: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in plant.split(","))
     for name in names:
         if name not in PLANTS:
-            raise ConfigError("unknown plant", key="--plant", value=name,
-                              expected=f"one of {', '.join(PLANTS)} or 'all'")
+            raise ConfigError(
+                "unknown plant",
+                key="--plant",
+                value=name,
+                expected=f"one of {', '.join(PLANTS)} or 'all'",
+            )
     return names
 
 
 async def run_until_signal(
-    plant: str, lab: str, student: str, *, host: str, modbus_port: int, opcua_port: int,
-    scenario: Path | None, truth_log: Path | None, enable_opcua: bool, tick_hz: float,
+    plant: str,
+    lab: str,
+    student: str,
+    *,
+    host: str,
+    modbus_port: int,
+    opcua_port: int,
+    scenario: Path | None,
+    truth_log: Path | None,
+    enable_opcua: bool,
+    tick_hz: float,
 ) -> None:
     settings = Settings.from_env()
     config = SimulationConfig(
-        plants=plants_of(plant), lab=lab, student=student,
-        course_secret=settings.course_secret, host=host, modbus_port=modbus_port,
-        opcua_port=opcua_port, enable_opcua=enable_opcua, tick_hz=tick_hz,
-        scenario=load_scenario(scenario) if scenario else None, truth_log=truth_log,
+        plants=plants_of(plant),
+        lab=lab,
+        student=student,
+        course_secret=settings.course_secret,
+        host=host,
+        modbus_port=modbus_port,
+        opcua_port=opcua_port,
+        enable_opcua=enable_opcua,
+        tick_hz=tick_hz,
+        scenario=load_scenario(scenario) if scenario else None,
+        truth_log=truth_log,
         cert_dir=settings.data_dir / "opcua-server",
     )
     stop = asyncio.Event()

@@ -131,8 +131,13 @@ def test_compressor_bearing_wear_raises_vibration() -> None:
 
 def test_energy_counter_rolls_over() -> None:
     wrap = 2**32 * 0.001
-    meter = _plant("energy", energy_wrap_kwh=wrap, initial_energy_kwh=wrap - 0.05,
-                   base_load_kw=80.0, swing_kw=0.0)
+    meter = _plant(
+        "energy",
+        energy_wrap_kwh=wrap,
+        initial_energy_kwh=wrap - 0.05,
+        base_load_kw=80.0,
+        swing_kw=0.0,
+    )
     _run(meter, 10)
     values = meter.values()
     assert 0 <= values["energy"] < 1.0  # wrapped past 2**32 Wh

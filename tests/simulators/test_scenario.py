@@ -30,8 +30,7 @@ def test_good_scenario_loads_sorted(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(GOOD)
     scenario = load_scenario(path)
-    assert [e.kind for e in scenario.events] == [
-        "drift", "register_map_change", "modbus_link_down"]
+    assert [e.kind for e in scenario.events] == ["drift", "register_map_change", "modbus_link_down"]
     drift = scenario.events[0]
     assert (drift.tag, drift.duration_s, drift.magnitude, drift.line) == ("level", 5.0, 0.1, 5)
     assert scenario.events[1].shift == 100 and scenario.events[1].word_order == "DCBA"
@@ -42,19 +41,24 @@ def test_good_scenario_loads_sorted(tmp_path: Path) -> None:
     [
         ("events:\n  - at: 1\n    kind: explode\n", 3, "events[0].kind", "one of sensor_stuck"),
         ("events:\n  - at: soon\n    kind: plc_restart\n", 2, "events[0].at", "a number"),
-        ("events:\n  - at: 1\n    kind: spike\n    tag: level\n", 2, "events[0].magnitude",
-         "keys"),
-        ("events:\n  - at: 1\n    kind: opcua_restart\n    duraton: 2\n", 4,
-         "events[0].duraton", "keys at"),
+        ("events:\n  - at: 1\n    kind: spike\n    tag: level\n", 2, "events[0].magnitude", "keys"),
+        (
+            "events:\n  - at: 1\n    kind: opcua_restart\n    duraton: 2\n",
+            4,
+            "events[0].duraton",
+            "keys at",
+        ),
         ("events:\n  - at: -1\n    kind: plc_restart\n", 2, "events[0].at", ">= 0"),
-        ("events:\n  - {at: 1, kind: register_map_change, word_order: XYZW}\n", 2,
-         "events[0].word_order", "ABCD"),
+        (
+            "events:\n  - {at: 1, kind: register_map_change, word_order: XYZW}\n",
+            2,
+            "events[0].word_order",
+            "ABCD",
+        ),
         ("evnts: []\n", 1, "evnts", "'events'"),
     ],
 )
-def test_broken_scenario_names_file_line_key(
-    text: str, line: int, key: str, fragment: str
-) -> None:
+def test_broken_scenario_names_file_line_key(text: str, line: int, key: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_scenario(text, "lab/scenario.yaml")
     error = info.value

@@ -36,8 +36,17 @@ def test_same_student_same_datasheet_other_students_differ(plant: str) -> None:
 def test_every_type_appears_and_unit_ids_are_distinct(student: str) -> None:
     sheets = [build_datasheet(p, "lab1", student, SECRET) for p in PLANTS]
     types = {t.modbus.type for d in sheets for t in d.tags if t.modbus}
-    assert {"bool", "int16", "uint16", "int32", "uint32", "float32", "float64", "string",
-            "bits16"} <= types
+    assert {
+        "bool",
+        "int16",
+        "uint16",
+        "int32",
+        "uint32",
+        "float32",
+        "float64",
+        "string",
+        "bits16",
+    } <= types
     assert len({d.modbus.unit_id for d in sheets}) == len(PLANTS)
 
 
@@ -55,7 +64,7 @@ def test_datasheet_is_complete_and_consistent(plant: str) -> None:
         assert (m.table in ("coil", "discrete")) == (m.type == "bool")
         if tag.access == "rw":
             assert m.table in ("coil", "holding")
-        width = (m.length or {"float64": 4, "int32": 2, "uint32": 2, "float32": 2}.get(m.type, 1))
+        width = m.length or {"float64": 4, "int32": 2, "uint32": 2, "float32": 2}.get(m.type, 1)
         for address in range(m.address, m.address + width):
             key = (m.table, address)
             if m.bit is None:
@@ -78,8 +87,19 @@ def test_datasheet_command(fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
     out = tmp_path / f"sheet.{fmt}"
     result = CliRunner().invoke(
         build_app(),
-        ["datasheet", "--plant", "boiler", "--lab", "lab1", "--student", "alice",
-         "--format", fmt, "--out", str(out)],
+        [
+            "datasheet",
+            "--plant",
+            "boiler",
+            "--lab",
+            "lab1",
+            "--student",
+            "alice",
+            "--format",
+            fmt,
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     text = out.read_text(encoding="utf-8")
