@@ -4,6 +4,7 @@ by the device (gateway) on cmd/ack."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -87,13 +88,12 @@ class CommandBook:
             waiter.set()
         return record
 
-    async def wait(self, command_id: str, timeout: float) -> CommandRecord:
+    async def wait(self, command_id: str, seconds: float) -> CommandRecord:
+        """The command once acknowledged, or as it is after `seconds`."""
         waiter = self._waiters.get(command_id)
-        if waiter is not None and timeout > 0:
-            try:
-                await asyncio.wait_for(waiter.wait(), timeout)
-            except TimeoutError:
-                pass
+        if waiter is not None and seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), seconds)
         return self._commands[command_id]
 
     def get(self, command_id: str) -> CommandRecord | None:

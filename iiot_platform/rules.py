@@ -41,9 +41,8 @@ class RuleSpec(BaseModel):
             raise ValueError(f"a {self.kind} rule needs 'metric'")
         if self.kind == "threshold" and self.high is None and self.low is None:
             raise ValueError("a threshold rule needs 'high', 'low' or both")
-        if self.kind == "threshold" and None not in (self.high, self.low):
-            if self.low >= self.high:  # type: ignore[operator]
-                raise ValueError("'low' must be below 'high'")
+        if self.high is not None and self.low is not None and self.low >= self.high:
+            raise ValueError("'low' must be below 'high'")
         if self.kind == "rate" and self.max_rate is None:
             raise ValueError("a rate rule needs 'max_rate' (units per second)")
         if self.kind == "stale" and self.stale_s is None:

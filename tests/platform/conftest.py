@@ -92,9 +92,9 @@ async def publisher(url: str, name: str = "test-publisher") -> MqttClient:
     return client
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Any], within: float = 10.0) -> Any:
     """Await until check() (sync or async) returns something truthy."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):
@@ -102,5 +102,5 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(0.05)

@@ -82,7 +82,7 @@ async def _command_round_trip(broker: Broker, api: object) -> None:
 async def test_last_will_marks_device_offline(
     embedded_broker: Broker, running_app: RunningApp
 ) -> None:
-    async with running_app(broker_url=embedded_broker.url) as (app, api):
+    async with running_app(broker_url=embedded_broker.url) as (_, api):
         offline = json.dumps({"v": 1, "state": "offline", "ts": int(time.time() * 1000)})
         device = MqttClient(
             embedded_broker.url,
