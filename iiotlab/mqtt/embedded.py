@@ -7,12 +7,32 @@ import logging
 from typing import Any, Self
 
 from amqtt.broker import Broker as AmqttBroker
+from amqtt.session import Session
 
 from iiotlab.mqtt.broker import BrokerAddressMixin, BrokerConfig
 from iiotlab.mqtt.errors import BrokerStartError
 
 _PLUGINS = "iiotlab.mqtt.amqtt_plugins"
 _STOP_TIMEOUT_S = 10.0
+
+
+class _LabAmqttBroker(AmqttBroker):  # type: ignore[misc]
+    """amqtt with one fix: replaying a persistent session's offline queue.
+
+    amqtt 0.12 sends the queued messages all at once with the *retain* flag set. Sent
+    concurrently, PUBACKs race amqtt's waiter registration ("PUBACK for unknown pending
+    message", then a 5 s timeout that holds up the client's session), and the retain flag
+    is wrong (MQTT 3.1.1 sets it only for messages sent because of a new subscription).
+    Here they go one by one, in order, retain=False.
+    """
+
+    async def _publish_session_retained_messages(self, session: Session) -> None:
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        while not session.retained_messages.empty():
+            queued = await session.retained_messages.get()
+            await handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False)
 
 
 class EmbeddedBroker(BrokerAddressMixin):
@@ -29,7 +49,7 @@ class EmbeddedBroker(BrokerAddressMixin):
         self._tls_port = self.config.tls_port if self.config.tls is not None else None
         if self.config.tls is not None and self._tls_port is None:
             self._tls_port = 0
-        self._broker: AmqttBroker | None = None
+        self._broker: _LabAmqttBroker | None = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -46,7 +66,7 @@ class EmbeddedBroker(BrokerAddressMixin):
         """Open the listeners; raises BrokerStartError (e.g. port in use)."""
         if self._broker is not None:
             return
-        broker = AmqttBroker(self._amqtt_config())
+        broker = _LabAmqttBroker(self._amqtt_config())
         try:
             await broker.start()
         except Exception as error:  # amqtt wraps everything in its BrokerError
@@ -95,7 +115,7 @@ class EmbeddedBroker(BrokerAddressMixin):
             },
         }
 
-    def _read_bound_ports(self, broker: AmqttBroker) -> None:
+    def _read_bound_ports(self, broker: _LabAmqttBroker) -> None:
         # amqtt keeps its asyncio servers private; the bound port is only readable there.
         for name, server in broker._servers.items():
             sockets = getattr(server.instance, "sockets", None) or ()

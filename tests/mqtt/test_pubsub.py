@@ -90,6 +90,7 @@ async def test_graceful_disconnect_sends_no_will(start_broker: StartBroker) -> N
 
 
 async def test_persistent_session_queues_qos1_while_offline(start_broker: StartBroker) -> None:
+    queued_count = 300
     async with start_broker(BrokerConfig()) as broker:
         platform = MqttClient(broker.url, client_id="platform", clean_start=False)
         await platform.connect()
@@ -97,18 +98,20 @@ async def test_persistent_session_queues_qos1_while_offline(start_broker: StartB
         await platform.disconnect()
 
         async with connected(broker.url, "gw") as gateway:
-            for seq in range(5):
-                await gateway.publish("iiot/demo/tank-1/telemetry", bytes([seq]), qos=1)
+            for seq in range(queued_count):
+                await gateway.publish("iiot/demo/tank-1/telemetry", str(seq).encode(), qos=1)
 
         # Same client id, no new SUBSCRIBE: the broker kept the session and its queue.
         platform = MqttClient(broker.url, client_id="platform", clean_start=False)
         await platform.connect()
         try:
-            queued = [await receive(platform) for _ in range(5)]
+            queued = [await receive(platform) for _ in range(queued_count)]
+            async with asyncio.timeout(2):  # the session is fully usable right away
+                await platform.publish("iiot/demo/tank-1/cmd", b"x")
         finally:
             await platform.disconnect()
-    assert [m.payload for m in queued] == [bytes([seq]) for seq in range(5)]
-    assert {m.qos for m in queued} == {1}
+    assert [m.payload for m in queued] == [str(seq).encode() for seq in range(queued_count)]
+    assert {(m.qos, m.retain) for m in queued} == {(1, False)}
 
 
 async def test_clean_start_drops_the_old_session(start_broker: StartBroker) -> None:
