@@ -1,9 +1,137 @@
-"""Commands of this part (registered into `iiotlab`)."""
+"""Grader commands: `iiotlab grade`, `iiotlab verify`, `iiotlab class grade`, `iiotlab lab`."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
 import typer
+
+class_app = typer.Typer(help="Grade a whole class.", no_args_is_help=True)
+lab_app = typer.Typer(help="Inspect labs.", no_args_is_help=True)
+
+
+def _grade(
+    lab: Path = typer.Argument(..., help="Lab folder (labs/<id>) or its lab.yaml."),
+    student: str = typer.Option(..., "--student", help="Student id (tenant, variant)."),
+    gateway_cmd: str | None = typer.Option(
+        None, "--gateway-cmd", help="Shell command that starts the gateway under test."
+    ),
+    gateway_running: bool = typer.Option(
+        False, "--gateway-running", help="The gateway runs already: print its variables, wait."
+    ),
+    submission: Path | None = typer.Option(
+        None, "--submission", help="Submission folder (gateway.cmd or run.sh; broker.yaml)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for result.json, report.html, logs."),
+) -> None:
+    """Grade one student's gateway on a lab; exit 0 when gradable (the score is in the result)."""
+    from grader.pipeline import grade_one
+
+    result = asyncio.run(
+        grade_one(
+            lab,
+            student,
+            out=out,
+            gateway_cmd=gateway_cmd,
+            submission=submission,
+            gateway_running=gateway_running,
+        )
+    )
+    if not result.gradable:
+        typer.secho(f"NOT GRADABLE: {result.reason}", err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(3)
+    typer.echo(f"{result.lab} {result.student}: {result.score:g} / {result.max_score:g}")
+    for check in result.checks:
+        mark = "PASS" if check.passed else "FAIL"
+        typer.echo(
+            f"  {mark} {check.id:<28} {check.points:>6g} / {check.max_points:g}  {check.message}"
+        )
+    typer.echo(f"report: {out / 'report.html'}")
+
+
+def _verify(
+    result: Path = typer.Argument(..., help="A result.json."),
+    public_key: Path | None = typer.Option(
+        None, "--public-key", help="PEM public key (default: this machine's signing key)."
+    ),
+) -> None:
+    """Check a result's Ed25519 signature; exit 1 on any change."""
+    from grader.results import read_result_data
+    from grader.signing import load_public_key, load_signing_key, verify
+    from iiotlab.errors import SignatureError
+    from iiotlab.settings import Settings
+
+    data = read_result_data(result)
+    if public_key is not None:
+        key = load_public_key(public_key)
+    else:
+        key = load_signing_key(Settings.from_env()).private.public_key()
+    try:
+        verify(data, key)
+    except SignatureError as exc:
+        typer.secho(f"INVALID: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    typer.echo(f"valid: {data.get('lab')} {data.get('student')} {data.get('score')}")
+
+
+@class_app.command("grade")
+def _class_grade(
+    lab: Path = typer.Option(..., "--lab", help="Lab folder (labs/<id>)."),
+    roster: Path = typer.Option(..., "--roster", help="CSV with a 'student' column."),
+    submissions: Path = typer.Option(..., "--submissions", help="Folder of <student>/ folders."),
+    out: Path = typer.Option(..., "--out", help="Folder for per-student results + gradebook."),
+    parallel: int = typer.Option(2, "--parallel", min=1, max=64, help="Students at a time."),
+) -> None:
+    """Grade every student of a roster, N at a time; writes gradebook.csv."""
+    from grader.classmode import grade_class
+
+    rows = asyncio.run(grade_class(lab, roster, submissions, out, parallel=parallel))
+    typer.echo(f"gradebook: {out / 'gradebook.csv'} ({len(rows)} students)")
+
+
+@lab_app.command("list")
+def _lab_list(
+    labs: Path = typer.Option(Path("labs"), "--labs", help="Folder holding the labs."),
+) -> None:
+    """List the labs with their track, positions and maximum score."""
+    from grader.spec import load_lab
+
+    for path in sorted(labs.glob("*/lab.yaml")):
+        spec = load_lab(path)
+        typer.echo(
+            f"{spec.id:<28} {spec.track:<12} positions {list(spec.positions)} "
+            f"max {spec.max_score:g}  {spec.title.en}"
+        )
+
+
+@lab_app.command("check")
+def _lab_check(lab: Path = typer.Argument(..., help="Lab folder or lab.yaml.")) -> None:
+    """Validate a lab.yaml (unknown keys and check kinds are errors with their line)."""
+    from grader.spec import load_lab
+
+    spec = load_lab(lab)
+    typer.echo(
+        json.dumps(
+            {"id": spec.id, "checks": [c.id for c in spec.checks], "max_score": spec.max_score}
+        )
+    )
+
+
+@lab_app.command("kinds")
+def _lab_kinds() -> None:
+    """List every check kind (built-in and plugins) with its params."""
+    from grader.checks.registry import default_registry
+
+    for kind in default_registry().kinds():
+        params = ", ".join(kind.params.model_fields)
+        typer.echo(f"{kind.name:<30} {kind.summary}  params: {params or '-'}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this part's commands to the iiotlab CLI."""
+    app.command("grade")(_grade)
+    app.command("verify")(_verify)
+    app.add_typer(class_app, name="class")
+    app.add_typer(lab_app, name="lab")

@@ -12,6 +12,8 @@ import jinja2
 from grader.charts import truth_vs_sent_svg
 from grader.results import CheckResult, Result
 
+TEMPLATES = Path(__file__).parent / "templates"
+
 
 def _charts(check: CheckResult) -> list[str]:
     saw = check.evidence.get("saw")
@@ -27,9 +29,7 @@ def _charts(check: CheckResult) -> list[str]:
 
 
 def render_html(result: Result, titles: dict[str, str] | None = None) -> str:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("grader", "templates"), autoescape=True
-    )
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     checks: list[dict[str, Any]] = [
         {
             **c.model_dump(),

@@ -146,6 +146,7 @@ def contract_conformance(ctx: CheckContext[ConformanceParams]) -> CheckOutcome:
 class HeartbeatParams(CheckParams):
     heartbeat_s: float = Field(default=5.0, gt=0)
     slack_s: float = Field(default=2.5, ge=0)
+    deadband: dict[str, float] = Field(default_factory=dict, description="tag -> absolute")
     max_rate_hz: float = Field(default=5.0, gt=0)
     outage_margin_s: float = Field(default=5.0, ge=0, description="ignored after each outage")
 
@@ -158,6 +159,7 @@ def _quiet_windows(obs: Observation, margin_ms: int) -> list[tuple[int, int]]:
 
 
 def _live_telemetry(obs: Observation) -> list[tuple[int, dict[str, Any]]]:
+    """(received_ms, payload) of live (not replayed) telemetry after start-up."""
     out = []
     for message in obs.of_kind("telemetry"):
         data = message.json()
@@ -165,51 +167,109 @@ def _live_telemetry(obs: Observation) -> list[tuple[int, dict[str, Any]]]:
             isinstance(data, dict)
             and not data.get("replayed")
             and isinstance(data.get("metrics"), dict)
+            and message.received_ms >= obs.steady_from_ms
         ):
-            out.append((message.received_ms, data["metrics"]))
+            out.append((message.received_ms, data))
     return sorted(out, key=lambda item: item[0])
+
+
+def _reported(payload: dict[str, Any]) -> set[str]:
+    return set(payload.get("metrics") or {}) | set(payload.get("quality") or {})
+
+
+def _all_metrics(obs: Observation) -> set[str]:
+    """Every metric the gateway ever reported, start-up included."""
+    names: set[str] = set()
+    for message in obs.of_kind("telemetry"):
+        data = message.json()
+        if isinstance(data, dict):
+            names |= _reported(data)
+    return names
+
+
+def _silences(
+    obs: Observation, live: list[tuple[int, dict[str, Any]]], params: HeartbeatParams
+) -> list[dict[str, Any]]:
+    """Per metric, silences longer than the heartbeat outside outage windows."""
+    quiet = _quiet_windows(obs, int(params.outage_margin_s * 1000))
+    limit_ms = (params.heartbeat_s + params.slack_s) * 1000
+    names = sorted(_all_metrics(obs))
+    found = []
+    for name in names:
+        times = [obs.steady_from_ms, *(t for t, p in live if name in _reported(p)), obs.finished_ms]
+        for before, after in itertools.pairwise(times):
+            overlaps = any(before < end and after > start for start, end in quiet)
+            if after - before > limit_ms and not overlaps:
+                found.append(
+                    {
+                        "metric": name,
+                        "from_ms": before,
+                        "to_ms": after,
+                        "silent_s": (after - before) / 1000,
+                    }
+                )
+    return found
+
+
+def _deadband_violations(
+    live: list[tuple[int, dict[str, Any]]], deadband: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Changes inside the deadband sent in a partial report (a heartbeat sends everything)."""
+    everything = set().union(*(_reported(p) for _, p in live)) if live else set()
+    last: dict[str, float] = {}
+    found = []
+    for received, payload in live:
+        metrics = payload.get("metrics") or {}
+        full = _reported(payload) >= everything
+        for name, value in metrics.items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            inside = name in last and abs(value - last[name]) <= deadband.get(name, -1.0)
+            if inside and not full:
+                change = round(abs(value - last[name]), 6)
+                found.append(
+                    {
+                        "metric": name,
+                        "received_ms": received,
+                        "change": change,
+                        "deadband": deadband[name],
+                    }
+                )
+            last[name] = value
+    return found
 
 
 @check("deadband_heartbeat", params=HeartbeatParams)
 def deadband_heartbeat(ctx: CheckContext[HeartbeatParams]) -> CheckOutcome:
-    """Telemetry at least every heartbeat_s, yet no flood of unchanged values."""
+    """Each metric at least every heartbeat_s; changes inside the deadband not sent."""
     obs, params = ctx.observation, ctx.params
-    quiet = _quiet_windows(obs, int(params.outage_margin_s * 1000))
-    live = [(t, m) for t, m in _live_telemetry(obs) if t >= obs.steady_from_ms]
-    times = [obs.steady_from_ms, *(t for t, _ in live), obs.finished_ms]
-    limit_ms = (params.heartbeat_s + params.slack_s) * 1000
-    gaps = []
-    for before, after in itertools.pairwise(times):
-        overlaps = any(before < end and after > start for start, end in quiet)
-        if after - before > limit_ms and not overlaps:
-            gaps.append({"from_ms": before, "to_ms": after, "gap_s": (after - before) / 1000})
+    live = _live_telemetry(obs)
+    silences = _silences(obs, live, params)
+    violations = _deadband_violations(live, params.deadband)
     seconds = max((obs.finished_ms - obs.steady_from_ms) / 1000, 1.0)
     rate = len(live) / seconds
-    repeats = sum(
-        1
-        for (t0, m0), (t1, m1) in itertools.pairwise(live)
-        if m0 == m1 and t1 - t0 < (params.heartbeat_s - params.slack_s) * 1000
-    )
+    allowed = max(1, len(live) // 50)
     parts = [
         (
-            f"heartbeat: no silence over {limit_ms / 1000:g} s ({len(gaps)} found)",
+            f"heartbeat: {len(silences)} silences over {params.heartbeat_s + params.slack_s:g} s",
             1.0,
-            bool(live) and not gaps,
+            bool(live) and not silences,
         ),
         (
-            f"deadband: {rate:.2f} msg/s (max {params.max_rate_hz:g}), {repeats} unchanged "
-            "repeats before the heartbeat",
+            f"deadband: {len(violations)} changes inside the deadband sent, {rate:.2f} msg/s "
+            f"(max {params.max_rate_hz:g})",
             1.0,
-            bool(live) and rate <= params.max_rate_hz and repeats <= max(1, len(live) // 20),
+            bool(live) and len(violations) <= allowed and rate <= params.max_rate_hz,
         ),
     ]
     evidence = {
-        "expected": f"a message at least every {params.heartbeat_s:g} s (+{params.slack_s:g} s); "
+        "expected": f"every metric at least every {params.heartbeat_s:g} s "
+        f"(+{params.slack_s:g} s); deadbands {params.deadband or 'none'}; "
         f"at most {params.max_rate_hz:g} msg/s",
         "saw": {
-            "gaps": gaps[:10],
+            "silences": silences[:10],
+            "deadband_violations": violations[:10],
             "rate_hz": round(rate, 3),
-            "unchanged_repeats": repeats,
             "messages": len(live),
         },
         "where": f"iiot/{obs.tenant}/{obs.device}/telemetry (live, after start-up)",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -85,7 +85,7 @@ class CheckContext(Generic[P]):
 
 
 Evaluate = Callable[[CheckContext[Any]], CheckOutcome]
-Probe = Callable[["ProbeContext[Any]"], Awaitable[None]]
+Probe = Callable[["ProbeContext[Any]"], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -140,13 +140,14 @@ def check(
 def probe(
     name: str, *, registry: CheckRegistry | None = None
 ) -> Callable[
-    [Callable[[ProbeContext[P]], Awaitable[None]]], Callable[[ProbeContext[P]], Awaitable[None]]
+    [Callable[[ProbeContext[P]], Coroutine[Any, Any, None]]],
+    Callable[[ProbeContext[P]], Coroutine[Any, Any, None]],
 ]:
     """Attach an async probe to an already registered check kind."""
 
     def decorate(
-        function: Callable[[ProbeContext[P]], Awaitable[None]],
-    ) -> Callable[[ProbeContext[P]], Awaitable[None]]:
+        function: Callable[[ProbeContext[P]], Coroutine[Any, Any, None]],
+    ) -> Callable[[ProbeContext[P]], Coroutine[Any, Any, None]]:
         kind = (registry or _DEFAULT).get(name)
         if kind is None:
             raise ValueError(f"probe for unknown check kind {name!r}: register the check first")

@@ -58,7 +58,7 @@ async def _refused(
     username: str | None,
     password: str | None,
 ) -> None:
-    broker = ctx.env.broker
+    broker = ctx.env.broker_info
     listeners = [(p, False) for p in [broker.plaintext_port] if p] + [
         (p, True) for p in [broker.tls_port] if p
     ]
@@ -79,7 +79,7 @@ async def _refused(
 @probe("broker_security")
 async def probe_broker(ctx: ProbeContext[BrokerSecurityParams]) -> None:
     await ctx.sleep_until(ctx.params.at)
-    broker = ctx.env.broker
+    broker = ctx.env.broker_info
     await _refused(ctx, "anonymous", username=None, password=None)
     user, password = broker.gateway_username, broker.gateway_password
     if user is None or password is None:

@@ -116,8 +116,10 @@ def _alternatives(
     def shifted(delta: int) -> Callable[[TruthSeries, int], Value | None]:
         def value(truth: TruthSeries, ts: int) -> Value | None:
             image = _register_image(sheet, truth, ts, table)
-            registers = [image.get(address + delta + i, 0) for i in range(fmt.count)]
-            return decode(registers, fmt)
+            wanted = [address + delta + i for i in range(fmt.count)]
+            if any(a not in image for a in wanted):
+                return None  # nothing mapped there: no evidence either way
+            return decode([image[a] for a in wanted], fmt)
 
         return value
 
@@ -155,7 +157,7 @@ def _alternatives(
                 ),
             )
         )
-    for delta in (-2, -1, 1, 2):
+    for delta in (1, -1, 2, -2):
         alts.append(
             (
                 f"wrong address: read {table} {address + delta} instead of {address}"

@@ -34,7 +34,9 @@ class BrokerAccess:
 class ProbeEnvironment(Protocol):
     """The grader's side of a running lab, as probes use it."""
 
-    broker: BrokerAccess
+    @property
+    def broker_info(self) -> BrokerAccess: ...
+
     platform_url: str | None
 
     async def first_retained(self, topic: str, wait_s: float) -> ObservedMessage | None: ...

@@ -1,0 +1,319 @@
+"""prepare -> run: the lab's world for one student, all on free loopback ports.
+
+LabEnvironment starts the simulation (the lab's OPC UA security), the broker (embedded or
+Mosquitto, the lab's or the student's auth/TLS, plus the grader's admin observer), the
+fault proxies the gateway connects through, and the observer that records every message
+on the tenant's topics with its arrival time. It is also the probes' ProbeEnvironment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import quote
+
+from grader.faults.proxy import TcpFaultProxy
+from grader.observation import ObservedMessage
+from grader.probes.context import BrokerAccess
+from grader.spec import LabSpec
+from grader.submission import BrokerPolicy
+from iiotlab.datasheet import Datasheet
+from iiotlab.variants import derive_seed, variant_random
+
+logger = logging.getLogger(__name__)
+OBSERVER = "grader-observer"
+
+
+class NotGradableError(Exception):
+    """The grader itself cannot run the lab here (missing package, port clash...)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class StudentRun:
+    lab: LabSpec
+    student: str
+    course_secret: str
+    out_dir: Path
+    broker_policy: BrokerPolicy | None = None  # security labs: the student's broker settings
+
+    @property
+    def seed(self) -> int:
+        return derive_seed(self.course_secret, self.lab.id, self.student)
+
+
+def _url(scheme: str, host: str, port: int, user: str | None, password: str | None) -> str:
+    credentials = ""
+    if user is not None:
+        credentials = f"{quote(user, safe='')}:{quote(password or '', safe='')}@"
+    return f"{scheme}://{credentials}{host}:{port}"
+
+
+class LabEnvironment:
+    def __init__(self, run: StudentRun) -> None:
+        self.run = run
+        self.lab = run.lab
+        self.tenant = run.student
+        self.device = run.lab.device_name
+        self.messages: list[ObservedMessage] = []
+        self.sim: Any = None
+        self.broker: Any = None
+        self.broker_access: BrokerAccess | None = None
+        self.platform_url: str | None = None
+        self.mqtt_proxy: TcpFaultProxy | None = None
+        self.modbus_proxy: TcpFaultProxy | None = None
+        self.datasheet: Datasheet | None = None
+        self.datasheet_path = run.out_dir / "datasheet.json"
+        self.state_dir = run.out_dir / "state"
+        self._observer: Any = None
+        self._observer_task: asyncio.Task[None] | None = None
+        self._admin_password = secrets.token_urlsafe(12)
+        self._ca_file: Path | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.run.out_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(exist_ok=True)
+        try:
+            await self._start_simulation()
+            await self._start_broker()
+            await self._start_proxies()
+            await self._start_observer()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        task, self._observer_task = self._observer_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- parts ------------------------------------------------------------------------
+
+    async def _start_simulation(self) -> None:
+        try:
+            from simulators.opcua.security import OpcuaSecurity
+            from simulators.simulation import Simulation, SimulationConfig
+        except ImportError as exc:
+            raise NotGradableError(f"the simulator is not installed: {exc}") from exc
+        spec = self.lab.opcua
+        config = SimulationConfig(
+            plants=(self.lab.plant,),
+            lab=self.lab.id,
+            student=self.run.student,
+            course_secret=self.run.course_secret,
+            enable_modbus=self.lab.modbus,
+            enable_opcua=spec.enabled,
+            opcua_security=OpcuaSecurity(
+                policies=spec.policies, allow_anonymous=spec.allow_anonymous
+            ),
+            cert_dir=self.run.out_dir / "opcua-server",
+        )
+        self.sim = await self._stack.enter_async_context(Simulation(config))
+
+    def _tls_files(self) -> Any:
+        from iiotlab.certs import make_tls_files
+
+        files = make_tls_files(self.run.out_dir / "tls")
+        self._ca_file = files.ca_file
+        return files
+
+    def _gateway_user(self) -> tuple[str | None, str | None]:
+        policy = self.run.broker_policy
+        if policy is not None:
+            mine = [u for u in policy.users if u.tenant == self.tenant] or list(policy.users)
+            return (mine[0].username, mine[0].password) if mine else (None, None)
+        if not self.lab.broker.auth:
+            return None, None
+        password = f"{variant_random(self.run.seed, 'mqtt-password').getrandbits(64):016x}"
+        return f"gw-{self.tenant}", password
+
+    async def _start_broker(self) -> None:
+        from iiotlab.mqtt import BrokerConfig, BrokerUser, make_broker
+
+        policy, spec = self.run.broker_policy, self.lab.broker
+        tls_wanted = policy.tls if policy is not None else spec.tls
+        plaintext = policy.plaintext if policy is not None else not spec.tls
+        user, password = self._gateway_user()
+        users = [BrokerUser(OBSERVER, self._admin_password, None)]
+        if policy is not None:
+            users += [BrokerUser(u.username, u.password, u.tenant) for u in policy.users]
+        elif user is not None and password is not None:
+            users.append(BrokerUser(user, password, self.tenant))
+        anonymous = policy.allow_anonymous if policy is not None else not spec.auth
+        port, tls_port = free_port(), free_port() if tls_wanted else None
+        config = BrokerConfig(
+            port=port if plaintext else 0,
+            users=tuple(users),
+            allow_anonymous=anonymous,
+            tls=self._tls_files() if tls_wanted else None,
+            tls_port=tls_port,
+            plaintext=plaintext,
+        )
+        try:
+            self.broker = await self._stack.enter_async_context(make_broker(spec.kind, config))
+        except (OSError, FileNotFoundError) as exc:
+            raise NotGradableError(f"the {spec.kind} broker did not start: {exc}") from exc
+        self.broker_access = BrokerAccess(
+            host="127.0.0.1",
+            plaintext_port=self.broker.port if plaintext else None,
+            tls_port=self.broker.tls_port,
+            ca_file=str(self._ca_file) if self._ca_file else None,
+            gateway_username=user,
+            gateway_password=password,
+            tls_required=not plaintext,
+            closed_plaintext_port=None if plaintext else port,
+        )
+
+    async def _start_proxies(self) -> None:
+        access = self.broker_access
+        assert access is not None
+        target = access.tls_port if access.tls_required else access.plaintext_port
+        assert target is not None
+        self.mqtt_proxy = await self._stack.enter_async_context(TcpFaultProxy("127.0.0.1", target))
+        if self.sim.modbus_port:
+            self.modbus_proxy = await self._stack.enter_async_context(
+                TcpFaultProxy("127.0.0.1", self.sim.modbus_port)
+            )
+        sheet = self.sim.datasheets[self.lab.plant]
+        if self.modbus_proxy is not None:
+            modbus = sheet.modbus.model_copy(update={"port": self.modbus_proxy.port})
+            sheet = sheet.model_copy(update={"modbus": modbus})
+        self.datasheet = sheet.model_copy(update={"device": self.device})
+        self.datasheet_path.write_text(
+            json.dumps(self.datasheet.model_dump(mode="json", exclude_none=True), indent=2),
+            encoding="utf-8",
+        )
+
+    def admin_url(self) -> tuple[str, Path | None]:
+        access = self.broker_access
+        assert access is not None
+        if access.plaintext_port:
+            return _url(
+                "mqtt", access.host, access.plaintext_port, OBSERVER, self._admin_password
+            ), None
+        assert access.tls_port is not None
+        return _url(
+            "mqtts", access.host, access.tls_port, OBSERVER, self._admin_password
+        ), self._ca_file
+
+    def _client(self, url: str, ca: Path | None, name: str, **options: Any) -> Any:
+        from iiotlab.mqtt import MqttClient
+
+        return MqttClient(url, client_id=f"{name}-{secrets.token_hex(3)}", ca_file=ca, **options)
+
+    async def _start_observer(self) -> None:
+        url, ca = self.admin_url()
+        self._observer = self._client(url, ca, "grader-observer")
+        await self._observer.connect()
+        self._stack.push_async_callback(self._observer.disconnect)
+        await self._observer.subscribe(f"iiot/{self.tenant}/#")
+        self._observer_task = asyncio.create_task(self._observe(), name="grader-observer")
+
+    async def _observe(self) -> None:
+        async for message in self._observer.messages():
+            self.messages.append(
+                ObservedMessage(
+                    message.topic, message.payload, message.received_ms, message.retain, message.qos
+                )
+            )
+
+    # -- what the gateway under test gets ---------------------------------------------
+
+    def gateway_env(self) -> dict[str, str]:
+        access = self.broker_access
+        assert access is not None and self.mqtt_proxy is not None
+        scheme = "mqtts" if access.tls_required else "mqtt"
+        env = {
+            "IIOTLAB_MQTT_URL": _url(
+                scheme,
+                "127.0.0.1",
+                self.mqtt_proxy.port,
+                access.gateway_username,
+                access.gateway_password,
+            ),
+            "IIOTLAB_TENANT": self.tenant,
+            "IIOTLAB_DEVICE": self.device,
+            "IIOTLAB_DATASHEET": str(self.datasheet_path.resolve()),
+            "IIOTLAB_STATE_DIR": str(self.state_dir.resolve()),
+        }
+        if access.ca_file:
+            env["IIOTLAB_MQTT_CA"] = str(Path(access.ca_file).resolve())
+        if self.modbus_proxy is not None:
+            env["IIOTLAB_MODBUS_HOST"] = "127.0.0.1"
+            env["IIOTLAB_MODBUS_PORT"] = str(self.modbus_proxy.port)
+        if self.sim.opcua_url:
+            env["IIOTLAB_OPCUA_URL"] = self.sim.opcua_url
+        return env
+
+    # -- ProbeEnvironment -------------------------------------------------------------
+
+    @property
+    def broker_info(self) -> BrokerAccess:
+        assert self.broker_access is not None
+        return self.broker_access
+
+    async def first_retained(self, topic: str, wait_s: float) -> ObservedMessage | None:
+        url, ca = self.admin_url()
+        client = self._client(url, ca, "grader-retained", auto_reconnect=False)
+        try:
+            await client.connect(timeout=wait_s)
+            await client.subscribe(topic)
+            async with asyncio.timeout(wait_s):
+                async for m in client.messages():
+                    return ObservedMessage(m.topic, m.payload, m.received_ms, m.retain, m.qos)
+        except TimeoutError:
+            return None
+        finally:
+            await client.disconnect()
+        return None
+
+    async def publish_admin(self, topic: str, payload: bytes) -> None:
+        await self._observer.publish(topic, payload, qos=1)
+
+    async def try_connect(
+        self, *, username: str | None, password: str | None, port: int, tls: bool
+    ) -> str | None:
+        from iiotlab.mqtt import MqttConnectError
+
+        url = _url("mqtts" if tls else "mqtt", "127.0.0.1", port, username, password)
+        client = self._client(
+            url, self._ca_file if tls else None, "grader-attacker", auto_reconnect=False
+        )
+        try:
+            await client.connect(timeout=5)
+        except MqttConnectError as exc:
+            return str(exc)[:200]
+        except (OSError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}"[:200]
+        await client.disconnect()
+        return None
+
+    async def cross_tenant(self, username: str, password: str, other: str) -> dict[str, str]:
+        from grader.probes.attacks import cross_tenant_attempt
+
+        return await cross_tenant_attempt(self, username, password, other)

@@ -1,0 +1,1 @@
+"""Fault injection the grader controls: network cuts between the gateway and its peers."""

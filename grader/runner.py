@@ -1,0 +1,233 @@
+"""run -> observe: play one student's lab against their gateway and record what happened.
+
+`grade()` is the whole pipeline: prepare (variant, environment), run (gateway process,
+scenario, probes), observe (Observation), check + score (scoring.py), report (result.json
+signed, report.html, junit.xml). A failure of the grader's own machinery gives a result
+with gradable=false and the reason, never a zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader.checks.registry import default_registry
+from grader.environment import LabEnvironment, NotGradableError, StudentRun
+from grader.gateway_process import GatewayProcess
+from grader.observation import (
+    ActionRecord,
+    Observation,
+    OpcuaSession,
+    ProbeRecord,
+    TruthEvent,
+    TruthSeries,
+    WriteRecord,
+)
+from grader.probes.context import ProbeContext
+from grader.report import write_reports
+from grader.results import Result, write_result
+from grader.scoring import CheckCrashError, build_result, not_gradable, run_checks
+from grader.signing import SigningKey
+from grader.spec import ScenarioStep
+
+logger = logging.getLogger(__name__)
+FINAL_WAIT_S = 1.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    """How the gateway under test runs: a command the grader starts, or already running."""
+
+    command: str | None
+    cwd: Path
+    memory_mb: int = 1024
+
+
+class LabRun:
+    """One run of a lab: the environment, the gateway process, scenario and probes."""
+
+    def __init__(self, env: LabEnvironment, gateway: GatewaySpec) -> None:
+        self.env, self.gateway = env, gateway
+        self.lab = env.lab
+        self.actions: list[ActionRecord] = []
+        self.probe_records: list[ProbeRecord] = []
+        self.process: GatewayProcess | None = None
+        self.started_ms = 0
+        self.started_monotonic = 0.0
+
+    async def _start_gateway(self) -> None:
+        if self.gateway.command is None:
+            env_file = self.env.run.out_dir / "gateway.env"
+            env_file.write_text("".join(f"{k}={v}\n" for k, v in self.env.gateway_env().items()))
+            logger.info("start your gateway with the variables in %s", env_file)
+            return
+        limit = int(self.lab.duration_s * 3 + 60)
+        self.process = GatewayProcess(
+            self.gateway.command,
+            cwd=self.gateway.cwd,
+            env=self.env.gateway_env(),
+            log_file=self.env.run.out_dir / "gateway.log",
+            memory_mb=self.gateway.memory_mb,
+            cpu_s=limit,
+        )
+        await self.process.start()
+
+    async def _play(self, step: ScenarioStep) -> None:
+        await asyncio.sleep(max(0.0, self.started_monotonic + step.at - time.monotonic()))
+        started = now_ms()
+        detail: dict[str, Any] = {"at_s": step.at, "duration_s": step.duration}
+        if step.action in ("broker_outage", "plc_outage"):
+            proxy = self.env.mqtt_proxy if step.action == "broker_outage" else self.env.modbus_proxy
+            if proxy is None:
+                raise NotGradableError(f"{step.action}: the lab has no such link to cut")
+            proxy.cut()
+            await asyncio.sleep(step.duration)
+            proxy.restore()
+        elif step.action in ("gateway_kill", "gateway_restart"):
+            if self.process is None:
+                detail["skipped"] = "the gateway is not run by the grader (--gateway-running)"
+                self.actions.append(
+                    ActionRecord(step.action + "_skipped", started, now_ms(), detail)
+                )
+                return
+            await (self.process.kill() if step.action == "gateway_kill" else self.process.stop())
+            await asyncio.sleep(step.duration)
+            await self.process.start()
+        elif step.action == "plant_event":
+            from simulators.scenario import scenario_from_events
+
+            for event in scenario_from_events([{"at": 0, **step.event}], "lab.yaml").events:
+                await self.env.sim.inject(event)
+            detail.update(step.event)
+        self.actions.append(ActionRecord(step.action, started, now_ms(), detail))
+
+    def _probe_tasks(self) -> list[asyncio.Task[None]]:
+        registry = default_registry()
+        sheet = self.env.datasheet
+        assert sheet is not None
+        tasks: list[asyncio.Task[None]] = []
+        for spec in self.lab.checks:
+            kind = registry.get(spec.kind)
+            if kind is None or kind.probe is None:
+                continue
+            context: ProbeContext[Any] = ProbeContext(
+                spec.id,
+                kind.params.model_validate(spec.params),
+                self.lab,
+                sheet,
+                self.env.tenant,
+                self.env.device,
+                self.env,
+                self.started_monotonic,
+                self.probe_records,
+            )
+            tasks.append(asyncio.create_task(kind.probe(context), name=f"probe-{spec.id}"))
+        return tasks
+
+    async def _wait_for_external_gateway(self, limit_s: float = 120.0) -> None:
+        deadline = time.monotonic() + limit_s
+        while not self.env.messages and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        if not self.env.messages:
+            raise NotGradableError(f"no message from the running gateway within {limit_s:g} s")
+
+    async def play(self) -> Observation:
+        await self._start_gateway()
+        if self.process is None:
+            await self._wait_for_external_gateway()
+        self.started_ms, self.started_monotonic = now_ms(), time.monotonic()
+        tasks = [asyncio.create_task(self._play(s)) for s in self.lab.scenario]
+        tasks += self._probe_tasks()
+        try:
+            async with asyncio.timeout(self.lab.duration_s + 60):
+                done = asyncio.gather(*tasks)
+                await asyncio.sleep(self.lab.duration_s)
+                await done
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            finished = now_ms()
+            if self.process is not None:
+                await self.process.stop()
+        await asyncio.sleep(FINAL_WAIT_S)
+        return self._observation(finished)
+
+    def _observation(self, finished_ms: int) -> Observation:
+        sim, device = self.env.sim, self.env.device
+        sim_device = next(iter(sim.datasheets.values())).device or device
+        samples = tuple(sorted(sim.truth.samples(sim_device), key=lambda s: s[0]))
+        return Observation(
+            tenant=self.env.tenant,
+            device=device,
+            started_ms=self.started_ms,
+            finished_ms=finished_ms,
+            messages=tuple(self.env.messages),
+            truth=TruthSeries(samples),
+            truth_events=tuple(
+                TruthEvent(e.ts_ms, e.kind, e.device or "", dict(e.detail))
+                for e in sim.truth.events()
+            ),
+            writes=tuple(
+                WriteRecord(w.ts_ms, w.protocol, w.source, w.device, w.tag, w.value, w.ok, w.error)
+                for w in sim.write_log
+            ),
+            opcua_sessions=tuple(
+                OpcuaSession(s.opened_ms, s.client, s.policy, s.mode, s.user, s.closed_ms)
+                for s in sim.opcua_sessions
+            ),
+            actions=tuple(sorted(self.actions, key=lambda a: a.started_ms)),
+            probes=tuple(self.probe_records),
+            gateway_exits=tuple(self.process.exits if self.process else ()),
+            startup_s=self.lab.startup_s,
+        )
+
+
+def _save_messages(observation: Observation, out_dir: Path) -> None:
+    with (out_dir / "messages.jsonl").open("w", encoding="utf-8") as handle:
+        for m in observation.messages:
+            handle.write(
+                json.dumps(
+                    {
+                        "topic": m.topic,
+                        "received_ms": m.received_ms,
+                        "retain": m.retain,
+                        "payload": m.payload.decode("utf-8", "replace"),
+                    }
+                )
+                + "\n"
+            )
+
+
+async def observe(run: StudentRun, gateway: GatewaySpec) -> tuple[Observation, Any]:
+    """prepare + run + observe; returns the observation and the datasheet used."""
+    async with LabEnvironment(run) as env:
+        observation = await LabRun(env, gateway).play()
+        return observation, env.datasheet
+
+
+async def grade(run: StudentRun, gateway: GatewaySpec, key: SigningKey) -> Result:
+    """The whole pipeline for one student; writes result.json, report.html, junit.xml."""
+    started = now_ms()
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        observation, datasheet = await observe(run, gateway)
+        _save_messages(observation, run.out_dir)
+        checks = run_checks(run.lab, datasheet, observation)
+        result = build_result(run.lab, run.student, run.seed, started, now_ms(), checks)
+    except (NotGradableError, CheckCrashError, OSError, ImportError) as exc:
+        logger.warning("%s/%s not gradable: %s", run.lab.id, run.student, exc)
+        result = not_gradable(run.lab, run.student, run.seed, started, now_ms(), str(exc))
+    signed = result.model_copy(update={"signature": key.sign(result.unsigned())})
+    write_result(signed, run.out_dir / "result.json")
+    write_reports(signed, run.out_dir, run.lab.title.model_dump())
+    return signed

@@ -1,0 +1,102 @@
+"""values_match_truth on hand-made observations, including the diagnosis of mistakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.observation import ObservedMessage
+from iiotlab.registers import RegisterFormat, decode, encode
+from tests.grader.builders import SHEET, good_stream, observation, run_check, telemetry
+
+pytestmark = pytest.mark.unit
+
+
+def swapped(ts: int, value: float) -> float:
+    registers = encode(value, RegisterFormat("float32", "CDAB"))
+    return float(decode(registers, RegisterFormat("float32", "ABCD")))
+
+
+def test_correct_gateway_gets_full_points() -> None:
+    outcome = run_check("values_match_truth", observation(good_stream()))
+    assert outcome.passed and outcome.points == outcome.max_points == 10
+    assert outcome.evidence["saw"]["level"]["matching"] == 1.0
+
+
+def test_word_order_swapped_on_one_tag_is_diagnosed() -> None:
+    obs = observation(good_stream(transform={"level": swapped}))
+    outcome = run_check("values_match_truth", obs, points=8)
+    assert not outcome.passed
+    assert outcome.points == 6.0  # 3 of 4 tags right
+    entry = outcome.evidence["saw"]["level"]
+    assert entry["diagnosis"] == "word order: decoded as ABCD, the datasheet says CDAB"
+    assert entry["series"]["ts"] and len(entry["series"]["truth"]) == len(entry["series"]["sent"])
+    assert "flow" not in [k for k, v in outcome.evidence["saw"].items() if "diagnosis" in v]
+
+
+@pytest.mark.parametrize(
+    ("function", "diagnosis"),
+    [
+        (lambda ts, v: round(v * 10), "scale and offset not applied (raw register value sent)"),
+        (lambda ts, v: v / 0.01, "divided by the scale 0.1 instead of multiplying"),
+    ],
+)
+def test_scale_mistakes_are_diagnosed(function: object, diagnosis: str) -> None:
+    obs = observation(good_stream(transform={"flow": function}))
+    outcome = run_check("values_match_truth", obs)
+    assert outcome.evidence["saw"]["flow"]["diagnosis"] == diagnosis
+    assert outcome.points == 7.5
+
+
+def test_wrong_address_and_stale_are_diagnosed() -> None:
+    def shifted(ts: int, value: float) -> float:
+        # what reading level one register late gives: low word of level + high word of flow
+        level = encode(value, RegisterFormat("float32", "CDAB"))
+        from tests.grader.builders import flow_at
+
+        flow = encode(flow_at(ts), RegisterFormat("int32", "ABCD", 0.1))
+        return float(decode([level[1], flow[0]], RegisterFormat("float32", "CDAB")))
+
+    outcome = run_check(
+        "values_match_truth", observation(good_stream(transform={"level": shifted}))
+    )
+    assert outcome.evidence["saw"]["level"]["diagnosis"].startswith(
+        "wrong address: read input 11 instead of 10"
+    )
+    frozen = run_check(
+        "values_match_truth", observation(good_stream(transform={"level": lambda ts, v: 1.5}))
+    )
+    assert frozen.evidence["saw"]["level"]["diagnosis"].startswith("stale")
+
+
+def test_lagging_timestamps_are_diagnosed() -> None:
+    obs = observation(
+        good_stream(
+            transform={
+                "level": lambda ts, v: round(
+                    1.0 + ((ts - 2000 - 1_763_719_200_000) % 20_000) / 10_000, 3
+                )
+            }
+        )
+    )
+    outcome = run_check("values_match_truth", obs)
+    assert "lag the plant by about 2 s" in outcome.evidence["saw"]["level"]["diagnosis"]
+
+
+def test_missing_metric_and_tolerance_override() -> None:
+    stream = [m for m in good_stream()]
+    no_flow = []
+    for message in stream:
+        data = message.json()
+        data["metrics"].pop("flow")
+        no_flow.append(telemetry(data["seq"], data["ts"], data["metrics"]))
+    outcome = run_check("values_match_truth", observation(no_flow))
+    assert outcome.evidence["saw"]["flow"]["diagnosis"] == "never published"
+    off = observation(good_stream(transform={"level": lambda ts, v: v + 0.2}))
+    assert not run_check("values_match_truth", off).passed
+    assert run_check("values_match_truth", off, tolerance={"level": 0.3}).passed
+
+
+def test_replayed_and_garbage_messages_do_not_crash() -> None:
+    junk = [ObservedMessage("iiot/alice/tank-1/telemetry", b"\xff not json", 1), *good_stream()]
+    assert run_check("values_match_truth", observation(junk)).passed
+    assert SHEET.tag("level").modbus is not None
