@@ -92,6 +92,7 @@ class OpcuaPlantServer:
             return
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._wake = asyncio.Event()  # bound to this loop; a later start may run in another
         server = await self._build_server()
         try:
             await server.start()

@@ -488,3 +488,18 @@ async def wait_for_value(client: Client, node_id: str, value: object) -> None:
     while await node.read_value() != value:
         assert time.monotonic() < deadline, f"{node_id} never became {value!r}"
         await asyncio.sleep(0.02)
+
+
+async def test_stop_is_safe_twice_and_start_again_keeps_the_port(
+    open_server: tuple[OpcuaPlantServer, FakeTankRuntime],
+) -> None:
+    server, runtime = open_server
+    port = server.port
+    await server.stop()
+    await server.stop()
+    assert not server.running
+    await server.start()
+    assert server.port == port
+    async with Client(server.url) as client:
+        runtime.tick(level=3.5)
+        await wait_for_value(client, "ns=2;s=Tank.Level", 3.5)
