@@ -1,0 +1,55 @@
+"""`iiotlab broker`: argument parsing, and a real run answered by our client."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import pytest
+from conftest import BROKER_KINDS
+from mqtt_helpers import connected, receive
+
+from iiotlab.errors import ConfigError
+from iiotlab.mqtt import BrokerKind
+from iiotlab.mqtt.cli import parse_user_option
+
+# Until iiotlab/cli.py lists "iiotlab.mqtt.cli" in PARTS, run the command from its own app.
+_RUN = (
+    "import typer; from iiotlab.mqtt.cli import register; app = typer.Typer(); "
+    "app.callback()(lambda: None); register(app); app()"
+)
+
+
+@pytest.mark.unit
+def test_user_option_forms() -> None:
+    assert parse_user_option("alice:pw:alice") == ("alice", "pw", "alice")
+    assert parse_user_option("root:p:w:*") == ("root", "p:w", None)
+    with pytest.raises(ConfigError, match="--user"):
+        parse_user_option("alice:pw")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("broker_kind", BROKER_KINDS)
+async def test_broker_command_serves_until_interrupted(broker_kind: BrokerKind) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _RUN, "broker", "--kind", broker_kind, "--port", "0",
+        "--user", "alice:pw:alice", "--user", "root:adm:*",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+        assert line.startswith(f"MQTT broker ({broker_kind}) on mqtt://127.0.0.1:"), line
+        port = int(line.rsplit(":", 1)[1])
+        async with (
+            connected(f"mqtt://root:adm@127.0.0.1:{port}", "root") as root,
+            connected(f"mqtt://alice:pw@127.0.0.1:{port}", "alice") as alice,
+        ):
+            await root.subscribe("iiot/#")
+            await alice.publish("iiot/alice/x", b"1")
+            assert (await receive(root)).payload == b"1"
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.wait(), 15)
+    assert process.returncode == 0
