@@ -8,7 +8,16 @@ import pytest
 from conftest import StartBroker
 from mqtt_helpers import connected, receive
 
-from iiotlab.mqtt import BrokerConfig, MqttClient, MqttConnectError, MqttNotConnectedError
+from iiotlab.mqtt import (
+    BrokerConfig,
+    BrokerKind,
+    BrokerStartError,
+    MosquittoBroker,
+    MqttClient,
+    MqttConnectError,
+    MqttNotConnectedError,
+    make_broker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +89,15 @@ async def test_stop_is_safe_twice_and_start_is_idempotent(start_broker: StartBro
         assert broker.port == port
         async with connected(broker.url, "c") as client:
             assert client.connected
+
+
+async def test_port_in_use_is_a_clear_start_error(start_broker: StartBroker) -> None:
+    async with start_broker(BrokerConfig()) as first:
+        second = make_broker(broker_kind_of(first), BrokerConfig(port=first.port))
+        with pytest.raises(BrokerStartError, match=str(first.port)):
+            await second.start()
+        await second.stop()
+
+
+def broker_kind_of(broker: object) -> BrokerKind:
+    return "mosquitto" if isinstance(broker, MosquittoBroker) else "embedded"
