@@ -15,7 +15,13 @@ import typer
 from iiotlab import __version__
 from iiotlab.errors import IiotlabError
 
-PARTS = ("simulators.cli", "edge_gateway.cli", "iiot_platform.cli", "grader.cli")
+PARTS = (
+    "iiotlab.mqtt.cli",
+    "simulators.cli",
+    "edge_gateway.cli",
+    "iiot_platform.cli",
+    "grader.cli",
+)
 
 app = typer.Typer(
     name="iiotlab",

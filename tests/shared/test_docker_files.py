@@ -21,7 +21,7 @@ def test_compose_has_the_designed_services() -> None:
     for name, service in compose["services"].items():
         assert "image" in service or "build" in service, name
     build = compose["services"]["platform"]["build"]
-    assert (DOCKER / ".." / build["context"] / build["dockerfile"]).resolve().is_file()
+    assert (DOCKER / build["context"] / build["dockerfile"]).resolve().is_file()
 
 
 def test_compose_commands_are_real_cli_commands() -> None:
