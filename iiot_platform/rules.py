@@ -158,10 +158,14 @@ class RuleEngine:
 
     @staticmethod
     def _describe(rule: Rule, value: float | None) -> str:
+        shown = f"{value:.6g}" if value is not None else "?"
+        if rule.kind == "threshold" and rule.high is not None and value is not None:
+            if value > rule.high:
+                return f"{rule.metric} = {shown} above {rule.high:g}"
         if rule.kind == "threshold":
-            return f"{rule.metric} = {value} outside [{rule.low}, {rule.high}]"
+            return f"{rule.metric} = {shown} below {rule.low:g}"
         if rule.kind == "rate":
-            return f"{rule.metric} changes faster than {rule.max_rate}/s (now {value})"
+            return f"{rule.metric} changes faster than {rule.max_rate:g}/s (now {shown})"
         return f"no message for over {rule.stale_s} s"
 
     def check_stale(self, now_ms: int, last_seen: dict[tuple[str, str], int]) -> list[Alarm]:
