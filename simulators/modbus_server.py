@@ -18,9 +18,9 @@ from typing import Any
 
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
-from pymodbus.server import ModbusTcpServer
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.pdu import ExceptionResponse
+from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.transaction import TransactionManager
 
