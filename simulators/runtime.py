@@ -119,6 +119,13 @@ class LivePlant:
                 values[fault.tag] = fault.apply(values[fault.tag], self.elapsed_s, self._fault_rng)
         self._snapshot = values
 
+    def _publish(self) -> None:
+        """A command changed the process between ticks: every protocol serves it now."""
+        self._refresh()
+        ts = now_ms()
+        for listener in self._listeners:
+            listener(self._snapshot, ts)
+
     def add_fault(self, kind: str, tag: str, duration_s: float, magnitude: float) -> SensorFault:
         if tag not in self._snapshot:
             raise TagAccessError(f"{self.device} has no tag {tag!r}")
@@ -131,7 +138,7 @@ class LivePlant:
             self._snapshot[tag] if kind == "sensor_stuck" else None,
         )
         self.faults.append(fault)
-        self._refresh()
+        self._publish()
         return fault
 
     def restart(self) -> None:
@@ -139,7 +146,7 @@ class LivePlant:
         if self._factory is not None:
             self.plant = self._factory()
         self.faults.clear()
-        self._refresh()
+        self._publish()
 
     def write(self, tag: str, value: Value, source: str) -> None:
         error: str | None = None
@@ -152,7 +159,7 @@ class LivePlant:
             raise
         finally:
             self._log(tag, value, source, error)
-        self._refresh()
+        self._publish()
 
     def call(self, method: str, source: str) -> None:
         error: str | None = None
@@ -163,7 +170,7 @@ class LivePlant:
             raise
         finally:
             self._log(f"{method}()", True, source, error)
-        self._refresh()
+        self._publish()
 
     def _log(self, tag: str, value: Value, source: str, error: str | None) -> None:
         record = WriteRecord(
