@@ -159,9 +159,8 @@ class RuleEngine:
     @staticmethod
     def _describe(rule: Rule, value: float | None) -> str:
         shown = f"{value:.6g}" if value is not None else "?"
-        if rule.kind == "threshold" and rule.high is not None and value is not None:
-            if value > rule.high:
-                return f"{rule.metric} = {shown} above {rule.high:g}"
+        if rule.kind == "threshold" and None not in (rule.high, value) and value > rule.high:  # type: ignore[operator]
+            return f"{rule.metric} = {shown} above {rule.high:g}"
         if rule.kind == "threshold":
             return f"{rule.metric} = {shown} below {rule.low:g}"
         if rule.kind == "rate":

@@ -1,7 +1,13 @@
-"""SQLite time-series store: one WAL file, batched executemany, dedup by primary key."""
+"""SQLite time-series store: one WAL file, batched executemany, dedup by primary key.
+
+One row per message (its metrics as JSON) keeps writes cheap: a message of 20 metrics is
+one index entry, not 20. Series queries pick a metric with json_extract; a `latest` table
+keeps each metric's newest value with its type.
+"""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,12 +22,12 @@ from iiot_platform.stores.base import (
 )
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS points (
-    tenant TEXT NOT NULL, device TEXT NOT NULL, metric TEXT NOT NULL, seq INTEGER NOT NULL,
-    ts INTEGER NOT NULL, kind TEXT NOT NULL, num REAL, txt TEXT,
-    PRIMARY KEY (tenant, device, metric, seq)
+CREATE TABLE IF NOT EXISTS messages (
+    tenant TEXT NOT NULL, device TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+    points INTEGER NOT NULL, metrics TEXT NOT NULL,
+    PRIMARY KEY (tenant, device, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS points_by_time ON points (tenant, device, metric, ts);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (tenant, device, ts);
 CREATE TABLE IF NOT EXISTS latest (
     tenant TEXT NOT NULL, device TEXT NOT NULL, metric TEXT NOT NULL, seq INTEGER NOT NULL,
     ts INTEGER NOT NULL, kind TEXT NOT NULL, num REAL, txt TEXT,
@@ -29,7 +35,7 @@ CREATE TABLE IF NOT EXISTS latest (
 ) WITHOUT ROWID;
 """
 
-_INSERT = "INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?)"
 _UPSERT_LATEST = """
 INSERT INTO latest VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant, device, metric) DO UPDATE SET
@@ -37,9 +43,10 @@ ON CONFLICT (tenant, device, metric) DO UPDATE SET
     txt = excluded.txt
 WHERE excluded.ts >= latest.ts
 """
-_AGGREGATE_SQL = {"mean": "AVG(num)", "min": "MIN(num)", "max": "MAX(num)"}
+_AGGREGATE_SQL = {"mean": "AVG(v)", "min": "MIN(v)", "max": "MAX(v)"}
+_CHUNK = 500  # seqs per existence query (SQLite allows 999 parameters)
 
-Row = tuple[str, str, str, int, int, str, float | None, str | None]
+LatestRow = tuple[str, str, str, int, int, str, float | None, str | None]
 
 
 def _encode(value: MetricValue) -> tuple[str, float | None, str | None]:
@@ -62,18 +69,53 @@ def _decode(kind: str, num: float | None, txt: str | None) -> MetricValue:
     return txt or ""
 
 
-def _rows(records: Sequence[TelemetryRecord]) -> tuple[list[Row], list[Row]]:
-    rows: list[Row] = []
-    newest: dict[tuple[str, str, str], Row] = {}
+def _json_value(json_type: str, value: object) -> MetricValue:
+    """A value json_extract returned, typed again (JSON true/false come back as 1/0)."""
+    if json_type in ("true", "false"):
+        return bool(value)
+    if json_type == "integer" and isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, int | float | str):
+        return value
+    return str(value)
+
+
+def _json_path(metric: str) -> str:
+    return '$."' + metric.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _new_records(
+    connection: sqlite3.Connection, records: Sequence[TelemetryRecord]
+) -> list[TelemetryRecord]:
+    """Records whose (tenant, device, seq) is neither stored nor earlier in the batch."""
+    by_device: dict[tuple[str, str], dict[int, TelemetryRecord]] = {}
+    for record in records:
+        by_device.setdefault((record.tenant, record.device), {}).setdefault(record.seq, record)
+    fresh: list[TelemetryRecord] = []
+    for (tenant, device), by_seq in by_device.items():
+        seqs = list(by_seq)
+        for index in range(0, len(seqs), _CHUNK):
+            chunk = seqs[index : index + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            stored = connection.execute(
+                f"SELECT seq FROM messages WHERE tenant = ? AND device = ? AND seq IN ({marks})",
+                (tenant, device, *chunk),
+            )
+            for (seq,) in stored:
+                del by_seq[seq]
+        fresh.extend(by_seq.values())
+    return fresh
+
+
+def _latest_rows(records: Sequence[TelemetryRecord]) -> list[LatestRow]:
+    newest: dict[tuple[str, str, str], LatestRow] = {}
     for record in records:
         for metric, value in record.metrics.items():
-            row = (record.tenant, record.device, metric, record.seq, record.ts, *_encode(value))
-            rows.append(row)
             key = (record.tenant, record.device, metric)
             previous = newest.get(key)
             if previous is None or previous[4] <= record.ts:
-                newest[key] = row
-    return rows, list(newest.values())
+                newest[key] = (*key, record.seq, record.ts, *_encode(value))
+    return list(newest.values())
 
 
 class SqliteStore:
@@ -102,12 +144,16 @@ class SqliteStore:
             return 0
 
         def write(connection: sqlite3.Connection) -> int:
-            rows, newest = _rows(records)
             with connection:
                 connection.execute("BEGIN")
-                stored = connection.executemany(_INSERT, rows).rowcount
-                connection.executemany(_UPSERT_LATEST, newest)
-            return stored
+                fresh = _new_records(connection, records)
+                rows = [
+                    (r.tenant, r.device, r.seq, r.ts, len(r.metrics), json.dumps(r.metrics))
+                    for r in fresh
+                ]
+                connection.executemany(_INSERT, rows)
+                connection.executemany(_UPSERT_LATEST, _latest_rows(fresh))
+            return sum(len(r.metrics) for r in fresh)
 
         return await self._database.run(write)
 
@@ -135,25 +181,29 @@ class SqliteStore:
         interval_ms: int | None = None,
         aggregation: Aggregation = "mean",
     ) -> list[SeriesPoint]:
-        where = "tenant = ? AND device = ? AND metric = ? AND ts >= ? AND ts < ?"
-        params: tuple[object, ...] = (tenant, device, metric, start_ms, end_ms)
+        value = "json_extract(metrics, ?) AS v, json_type(metrics, ?) AS t"
+        source = f"(SELECT ts, seq, {value} FROM messages WHERE tenant = ? AND device = ?"
+        source += " AND ts >= ? AND ts < ?)"
+        path = _json_path(metric)
+        params: tuple[object, ...] = (path, path, tenant, device, start_ms, end_ms)
         if interval_ms is None:
-            sql = f"SELECT ts, kind, num, txt FROM points WHERE {where} ORDER BY ts, seq"
+            sql = f"SELECT ts, t, v FROM {source} WHERE v IS NOT NULL ORDER BY ts, seq"
         elif aggregation == "last":
             sql = (
-                f"SELECT (ts / {interval_ms}) * {interval_ms} AS b, kind, num, txt, MAX(ts)"
-                f" FROM points WHERE {where} GROUP BY b ORDER BY b"
+                f"SELECT (ts / {interval_ms}) * {interval_ms} AS b, t, v, MAX(ts)"
+                f" FROM {source} WHERE v IS NOT NULL GROUP BY b ORDER BY b"
             )
         else:
             function = _AGGREGATE_SQL[aggregation]
             sql = (
-                f"SELECT (ts / {interval_ms}) * {interval_ms} AS b, 'f', {function}, NULL"
-                f" FROM points WHERE {where} AND num IS NOT NULL GROUP BY b ORDER BY b"
+                f"SELECT (ts / {interval_ms}) * {interval_ms} AS b, 'real', {function}"
+                f" FROM {source} WHERE t IN ('integer', 'real', 'true', 'false')"
+                " GROUP BY b ORDER BY b"
             )
 
         def read(connection: sqlite3.Connection) -> list[SeriesPoint]:
             return [
-                SeriesPoint(int(row[0]), _decode(row[1], row[2], row[3]))
+                SeriesPoint(int(row[0]), _json_value(row[1], row[2]))
                 for row in connection.execute(sql, params)
             ]
 
@@ -162,7 +212,8 @@ class SqliteStore:
     async def count(self, tenant: str, device: str) -> int:
         def read(connection: sqlite3.Connection) -> int:
             cursor = connection.execute(
-                "SELECT COUNT(*) FROM points WHERE tenant = ? AND device = ?", (tenant, device)
+                "SELECT COALESCE(SUM(points), 0) FROM messages WHERE tenant = ? AND device = ?",
+                (tenant, device),
             )
             return int(cursor.fetchone()[0])
 

@@ -1,0 +1,170 @@
+"""Platform ingestion: telemetry points/s stored in SQLite from MQTT, next to the rate a
+bare subscriber receives the same stream, measured in the same run.
+
+A producer process publishes N telemetry messages (QoS 1, M metrics each, spread over D
+devices) as fast as the broker takes them. Phase 1: a bare MqttClient subscriber counts
+them (no decoding). Phase 2: the platform (ingestion, validation, dedup, rules, batched
+SQLite writes) receives the identical stream. Both clocks run from the producer's start
+to the last message received (bare) or stored (platform).
+Targets: platform >= half the bare rate, and >= 50,000 points/s.
+
+Run: python bench/platform_ingest.py [--broker mosquitto|embedded] [--messages N] [--quick]
+Bounded: each phase stops after 90 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from iiot_platform.service import PlatformService
+from iiot_platform.settings import PlatformSettings
+from iiotlab.mqtt import BrokerConfig, MqttClient, make_broker
+from iiotlab.mqtt.mosquitto import find_mosquitto
+
+PHASE_LIMIT_S = 90.0
+
+
+async def produce(url: str, messages: int, metrics: int, devices: int, window: int) -> None:
+    """Publish the stream; at most `window` publishes await their PUBACK at once."""
+    client = MqttClient(url, client_id="bench-producer")
+    await client.connect()
+    names = [f"m{i:02d}" for i in range(metrics)]
+    start_ts = int(time.time() * 1000)
+    pending: set[asyncio.Task[None]] = set()
+    for index in range(messages):
+        device = f"dev-{index % devices}"
+        seq = index // devices
+        body = {
+            "v": 1,
+            "device": device,
+            "seq": seq,
+            "ts": start_ts + seq,
+            "metrics": {name: seq * 0.5 + k for k, name in enumerate(names)},
+        }
+        topic = f"iiot/bench/{device}/telemetry"
+        pending.add(asyncio.create_task(client.publish(topic, json.dumps(body).encode())))
+        if len(pending) >= window:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.gather(*pending)
+    await client.disconnect()
+
+
+def start_producer(url: str, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        __file__,
+        "--produce",
+        url,
+        "--messages",
+        str(args.messages),
+        "--metrics",
+        str(args.metrics),
+        "--devices",
+        str(args.devices),
+    ]
+    return subprocess.Popen(command)
+
+
+async def bare_phase(url: str, args: argparse.Namespace) -> float:
+    client = MqttClient(url, client_id="bench-bare")
+    await client.connect()
+    await client.subscribe("iiot/#")
+    started = time.perf_counter()
+    producer = start_producer(url, args)
+    received = 0
+    try:
+        async with asyncio.timeout(PHASE_LIMIT_S):
+            async for _ in client.messages():
+                received += 1
+                if received == args.messages:
+                    break
+    finally:
+        elapsed = time.perf_counter() - started
+        producer.wait()
+        await client.disconnect()
+    return received * args.metrics / elapsed
+
+
+async def platform_phase(url: str, args: argparse.Namespace, data_dir: Path) -> tuple[float, int]:
+    settings = PlatformSettings(broker_url=url, data_dir=data_dir, client_id="bench-platform")
+    expected = args.messages * args.metrics
+    async with PlatformService(settings) as service:
+        started = time.perf_counter()
+        producer = start_producer(url, args)
+        try:
+            deadline = started + PHASE_LIMIT_S
+            while service.ingestor.stats.points_stored < expected:
+                if time.perf_counter() > deadline:
+                    break
+                await asyncio.sleep(0.005)
+            elapsed = time.perf_counter() - started
+        finally:
+            producer.wait()
+        stored = service.ingestor.stats.points_stored
+        batches = service.ingestor.stats.batches
+        counted = sum([await service.store.count("bench", f"dev-{d}") for d in range(args.devices)])
+    assert counted == stored, (counted, stored)
+    print(f"  platform: {stored} points stored in {batches} batches")
+    return stored / elapsed, stored
+
+
+async def main(args: argparse.Namespace) -> None:
+    kind = args.broker
+    if kind == "mosquitto" and find_mosquitto() is None:
+        print("mosquitto is not installed; using the embedded broker")
+        kind = "embedded"
+    async with make_broker(kind, BrokerConfig()) as broker:
+        print(
+            f"broker: {kind} at {broker.url}; {args.messages} messages x {args.metrics} "
+            f"metrics over {args.devices} devices"
+        )
+        bare = await bare_phase(broker.url, args)
+        print(f"  bare subscriber: {bare:,.0f} points/s ({bare / args.metrics:,.0f} msg/s)")
+        with tempfile.TemporaryDirectory() as folder:
+            rate, stored = await platform_phase(broker.url, args, Path(folder))
+    total = args.messages * args.metrics
+    print(
+        f"  platform -> SQLite: {rate:,.0f} points/s ({rate / args.metrics:,.0f} msg/s),"
+        f" {stored}/{total} stored"
+    )
+    print(
+        f"ratio platform/bare: {rate / bare:.2f} (target >= 0.5);"
+        f" absolute target 50,000 points/s: {'met' if rate >= 50_000 else 'NOT met'}"
+    )
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", choices=("mosquitto", "embedded"), default="mosquitto")
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--metrics", type=int, default=20)
+    parser.add_argument("--devices", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="5,000 messages")
+    parser.add_argument("--produce", metavar="URL", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.messages = 5_000
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.produce:
+        asyncio.run(
+            produce(
+                arguments.produce,
+                arguments.messages,
+                arguments.metrics,
+                arguments.devices,
+                window=1000,
+            )
+        )
+    else:
+        asyncio.run(main(arguments))
