@@ -43,8 +43,8 @@ def decode_tag(tag: TagConfig, words: Sequence[int]) -> MetricValue:
     """Engineering value of a register tag from exactly its registers."""
     if tag.type == "bool":
         return words[0] != 0
-    if tag.type == "bits16":
-        return registers.bit_of(words[0], tag.bit or 0)
+    if tag.type == "bits16" and tag.bit is not None:
+        return registers.bit_of(words[0], tag.bit)
     return registers.decode(list(words), register_format(tag))
 
 
@@ -71,10 +71,10 @@ def encode_tag(tag: TagConfig, value: MetricValue, current_word: int | None = No
     """Registers to write for `value`; a bits16 tag needs the word's current value."""
     if tag.type == "bool":
         return [1 if _as_bool(value) else 0]
-    if tag.type == "bits16":
+    if tag.type == "bits16" and tag.bit is not None:
         if current_word is None:
             raise RegisterCodecError("writing one bit needs the status word's current value")
-        return [registers.set_bit(current_word, tag.bit or 0, _as_bool(value))]
+        return [registers.set_bit(current_word, tag.bit, _as_bool(value))]
     if isinstance(value, bool):
         value = int(value)
     return registers.encode(value, register_format(tag))

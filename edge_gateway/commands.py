@@ -62,7 +62,7 @@ class CommandHandler:
         if not tag.writable:
             return f"metric {metric!r} is not writable (not allowed by the gateway config)"
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if tag.type in ("bool", "bits16") or tag.table in ("coil", "discrete"):
+        if tag.type == "bool" or tag.bit is not None or tag.table in ("coil", "discrete"):
             if not isinstance(value, bool) and not (numeric and value in (0, 1)):
                 return f"metric {metric!r} takes true or false, got {value!r}"
         elif tag.type == "string":

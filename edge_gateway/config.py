@@ -106,7 +106,9 @@ class TagConfig(_Model):
     scale: float = 1.0
     offset: float = 0.0
     length: int | None = Field(default=None, ge=1, le=125, description="registers of a string")
-    bit: int | None = Field(default=None, ge=0, le=15, description="bit of a bits16 word")
+    bit: int | None = Field(
+        default=None, ge=0, le=15, description="bit of a bits16 word (none: the whole word)"
+    )
     # OPC UA
     node_id: str | None = None
     # both
@@ -121,8 +123,6 @@ class TagConfig(_Model):
             raise ValueError("scale must not be 0")
         if self.type == "string" and self.length is None:
             raise ValueError("a string tag needs 'length' (registers, 2 characters each)")
-        if self.type == "bits16" and self.bit is None:
-            raise ValueError("a bits16 tag needs 'bit' (0 = least significant)")
         if self.table in ("coil", "discrete") and self.type != "bool":
             raise ValueError(f"a {self.table} tag has type bool, not {self.type}")
         if self.range is not None and self.range[0] > self.range[1]:

@@ -35,6 +35,7 @@ from iiotlab.payloads import MetricValue, encode_payload, topic
 logger = logging.getLogger(__name__)
 
 STOP_DRAIN_S = 2.0
+FIRST_CONNECT_WAIT_S = 5.0
 
 
 class Gateway:
@@ -60,6 +61,9 @@ class Gateway:
         self._metrics_server: MetricsServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
+        self._stopping = False
+        self._online_before = False
+        self._first_attempt = asyncio.Event()
         self._status_topic = topic(config.tenant, config.device, "status")
         self._cmd_topic = topic(config.tenant, config.device, "cmd")
 
@@ -68,12 +72,17 @@ class Gateway:
         if self._started:
             return
         self._started = True
+        self._stopping = False
         self.buffer.open()
         if self.buffer.mark_replayed():
             logger.info("%d messages from an earlier run wait in the buffer", len(self.buffer))
         self.client.on_connection_change(self._on_connection_change)
         self._spawn(self.publisher.run(), "mqtt sender")
         self._spawn(self._mqtt_session(), "mqtt session")
+        # Give the broker one connection attempt before the first poll, so the first
+        # samples go out live; a broker that is down does not hold the gateway up.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_attempt.wait(), FIRST_CONNECT_WAIT_S)
         self.sources.update(build_sources(self.config, self._on_cycle, self.counters))
         for source in self.sources.values():
             await source.start()
@@ -90,6 +99,7 @@ class Gateway:
         if not self._started:
             return
         self._started = False
+        self._stopping = True
         for source in list(self.sources.values()):
             with _logged("stopping a source"):
                 await source.stop()
@@ -152,10 +162,12 @@ class Gateway:
     # -- MQTT session ------------------------------------------------------------------
     async def _mqtt_session(self) -> None:
         def failed(exc: Exception) -> None:
+            self._first_attempt.set()
             self.counters.errors += 1
             logger.warning("broker unreachable: %s (retrying)", exc)
 
         await connect_with_backoff(self.client, on_error=failed)
+        self._first_attempt.set()
         try:
             await self.client.subscribe(self._cmd_topic, qos=1)
         except MqttError as exc:
@@ -173,6 +185,8 @@ class Gateway:
                     )
 
     def _on_connection_change(self, connected: bool) -> None:
+        if self._stopping:
+            return
         if not connected:
             logger.warning("broker connection lost; buffering telemetry")
             self.publisher.connection_lost()
@@ -182,8 +196,9 @@ class Gateway:
     async def _announce_online(self) -> None:
         with _logged("publishing online status"):
             await self.client.publish(self._status_topic, status_payload("online"), 1, True)
-        if self.counters.published or len(self.buffer):
+        if self._online_before:
             self.counters.reconnects += 1
+        self._online_before = True
         self.publisher.wake()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:

@@ -234,7 +234,7 @@ class ModbusSource:
             response = await client.write_coil(tag.address, bool(value), device_id=unit)
         else:
             current = None
-            if tag.type == "bits16":
+            if tag.type == "bits16" and tag.bit is not None:
                 read = await client.read_holding_registers(tag.address, count=1, device_id=unit)
                 if read.isError():
                     raise ModbusReadError(f"exception {getattr(read, 'exception_code', '?')}")

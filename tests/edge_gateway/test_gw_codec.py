@@ -48,8 +48,15 @@ def test_block_decodes_every_type(
         tag("name", 12, "string", length=4),
         tag("flag", 16, "bool"),
     ]
-    truth = {"f32": f32, "f64": f64, "i32": i32, "u32": u32, "i16": i16 * 0.1 + 5.0, "name": text,
-             "flag": True}
+    truth = {
+        "f32": f32,
+        "f64": f64,
+        "i32": i32,
+        "u32": u32,
+        "i16": i16 * 0.1 + 5.0,
+        "name": text,
+        "flag": True,
+    }
     image = [0] * 17
     for t in tags:
         if t.type == "bits16":

@@ -1,0 +1,134 @@
+"""Helpers for the gateway tests: configs, an MQTT listener, a cuttable TCP path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+from edge_gateway.config import GatewayConfig, ModbusSourceConfig
+from iiotlab.datasheet import Datasheet
+from iiotlab.mqtt import Broker, MqttClient, MqttMessage
+
+StartBroker = Callable[[], AbstractAsyncContextManager[Broker]]
+
+
+def gateway_config(
+    datasheet: Datasheet,
+    url: str,
+    state: Path,
+    *,
+    poll_s: float = 0.2,
+    heartbeat_s: float = 30.0,
+    **updates: Any,
+) -> GatewayConfig:
+    """A reference gateway config for one simulated device, polling fast."""
+    config = GatewayConfig.from_datasheet(
+        datasheet, broker_url=url, tenant=datasheet.student, buffer_path=state / "buffer.db"
+    )
+    plc = config.sources["plc"]
+    assert isinstance(plc, ModbusSourceConfig)
+    sources = {
+        "plc": plc.model_copy(
+            update={"poll_interval_s": poll_s, "timeout_s": 1.0, "reconnect_max_s": 1.0}
+        )
+    }
+    return config.model_copy(update={"sources": sources, "heartbeat_s": heartbeat_s, **updates})
+
+
+class Listener:
+    """Subscribes to iiot/# and keeps every message (reconnects by itself)."""
+
+    def __init__(self, url: str) -> None:
+        self.client = MqttClient(url, client_id="gw-test-listener", reconnect_max_delay=0.5)
+        self.messages: list[MqttMessage] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Listener:
+        await self.client.connect()
+        await self.client.subscribe("iiot/#", qos=1)
+        self._task = asyncio.create_task(self._collect())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.client.disconnect()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _collect(self) -> None:
+        async for message in self.client.messages():
+            self.messages.append(message)
+
+    def payloads(self, kind: str, device: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for message in self.messages:
+            parts = message.topic.split("/")
+            if "/".join(parts[3:]) == kind and (device is None or parts[2] == device):
+                out.append(json.loads(message.payload))
+        return out
+
+    async def wait_for(
+        self, predicate: Callable[[], bool], within_s: float = 15.0, what: str = "condition"
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while not predicate():
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out after {within_s} s waiting for {what}")
+            await asyncio.sleep(0.05)
+
+
+class TcpPath:
+    """A TCP forwarder on 127.0.0.1 that a test can cut (connections reset, new ones
+    refused) and restore on the same port: the gateway's view of an unreachable broker."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        if server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 2)
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def stop(self) -> None:
+        await self.cut()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers.difference_update((writer, up_writer))
