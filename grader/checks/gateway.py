@@ -177,6 +177,19 @@ def _reported(payload: dict[str, Any]) -> set[str]:
     return set(payload.get("metrics") or {}) | set(payload.get("quality") or {})
 
 
+def _uncovered(start: int, end: int, quiet: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of [start, end] outside every quiet window."""
+    pieces = [(start, end)]
+    for q_start, q_end in quiet:
+        pieces = [
+            piece
+            for a, b in pieces
+            for piece in ((a, min(b, q_start)), (max(a, q_end), b))
+            if piece[1] > piece[0]
+        ]
+    return pieces
+
+
 def _all_metrics(obs: Observation) -> set[str]:
     """Every metric the gateway ever reported, start-up included."""
     names: set[str] = set()
@@ -198,15 +211,10 @@ def _silences(
     for name in names:
         times = [obs.steady_from_ms, *(t for t, p in live if name in _reported(p)), obs.finished_ms]
         for before, after in itertools.pairwise(times):
-            overlaps = any(before < end and after > start for start, end in quiet)
-            if after - before > limit_ms and not overlaps:
+            longest = max((b - a for a, b in _uncovered(before, after, quiet)), default=0)
+            if longest > limit_ms:
                 found.append(
-                    {
-                        "metric": name,
-                        "from_ms": before,
-                        "to_ms": after,
-                        "silent_s": (after - before) / 1000,
-                    }
+                    {"metric": name, "from_ms": before, "to_ms": after, "silent_s": longest / 1000}
                 )
     return found
 

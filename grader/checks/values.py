@@ -27,7 +27,7 @@ class ValuesParams(CheckParams):
     tags: list[str] | None = Field(default=None, description="default: every readable tag")
     tolerance: dict[str, float] = Field(default_factory=dict)
     min_fraction: float = Field(default=0.9, gt=0, le=1)
-    align_ms: int = Field(default=400, ge=0, description="ts may be off by one sampling tick")
+    align_ms: int = Field(default=600, ge=0, description="ts may be off by a sampling tick")
     chart_points: int = Field(default=120, ge=10)
 
 

@@ -1,0 +1,77 @@
+"""The reference solution of a lab with exactly one fault, for the grader's own tests.
+
+    python faulty_gateway.py <lab solution folder> <fault>
+
+faults: none, word-order (one tag decoded with the wrong word order), no-store-forward
+(a one-message buffer), no-heartbeat, plain-opcua (OPC UA without security).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _solution(folder: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("lab_solution", folder / "gateway.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _swap_word_order(tag_name: str) -> None:
+    path = Path(os.environ["IIOTLAB_DATASHEET"])
+    sheet = json.loads(path.read_text())
+    for tag in sheet["tags"]:
+        if tag["name"] == tag_name:
+            order = tag["modbus"]["word_order"]
+            tag["modbus"]["word_order"] = "ABCD" if order != "ABCD" else "CDAB"
+    edited = Path(os.environ["IIOTLAB_STATE_DIR"]) / "datasheet-edited.json"
+    edited.write_text(json.dumps(sheet))
+    os.environ["IIOTLAB_DATASHEET"] = str(edited)
+
+
+def _drop_while_offline() -> None:
+    """Number every report but throw it away while the broker is unreachable."""
+    from edge_gateway.publisher import TelemetryPublisher
+
+    original = TelemetryPublisher.submit
+
+    def submit(self: Any, report: Any) -> int:
+        if not self.client.connected:
+            return int(self.buffer.next_seq())
+        return int(original(self, report))
+
+    TelemetryPublisher.submit = submit  # type: ignore[method-assign]
+
+
+def main() -> None:
+    folder, fault = Path(sys.argv[1]), sys.argv[2]
+    if fault == "word-order":
+        _swap_word_order("level")
+    solution = _solution(folder)
+    config = solution.lab_config()
+    if fault == "no-store-forward":
+        _drop_while_offline()
+    elif fault == "no-heartbeat":
+        config = config.model_copy(update={"heartbeat_s": 3600.0})
+    elif fault == "plain-opcua":
+        sources = {
+            name: source.model_copy(update={"security_policy": "None", "security_mode": "None"})
+            if source.kind == "opcua" else source
+            for name, source in config.sources.items()
+        }
+        config = config.model_copy(update={"sources": sources})
+    from edge_gateway.cli import serve
+
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()
