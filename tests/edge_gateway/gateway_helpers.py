@@ -46,11 +46,16 @@ class Listener:
     def __init__(self, url: str) -> None:
         self.client = MqttClient(url, client_id="gw-test-listener", reconnect_max_delay=0.5)
         self.messages: list[MqttMessage] = []
+        self.online = asyncio.Event()  # set once subscribed, cleared while disconnected
+        self.client.on_connection_change(
+            lambda up: self.online.set() if up else self.online.clear()
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Listener:
         await self.client.connect()
         await self.client.subscribe("iiot/#", qos=1)
+        self.online.set()
         self._task = asyncio.create_task(self._collect())
         return self
 
