@@ -189,7 +189,16 @@ class ModbusSource:
             except _LINK_ERRORS:
                 ok = False
             if not ok:
-                self._retry_at = time.monotonic() + self._backoff.next_delay()
+                self._counters.errors += 1
+                delay = self._backoff.next_delay()
+                self._retry_at = time.monotonic() + delay
+                logger.warning(
+                    "%s: cannot connect to %s:%d; tags are bad, retrying in %.1f s",
+                    self.name,
+                    self.config.host,
+                    self.config.port,
+                    delay,
+                )
                 return False
             self._backoff.reset()
             if self._was_connected:
