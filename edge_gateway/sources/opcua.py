@@ -65,7 +65,8 @@ class OpcuaSource:
         self._names: dict[str, str] = {}  # node id string -> tag name
         self._connected = False
         self._task: asyncio.Task[None] | None = None
-        self._lost = asyncio.Event()
+        self._pending: dict[str, MetricValue | None] = {}
+        self._pending_ts = 0
 
     @property
     def connected(self) -> bool:
@@ -123,7 +124,6 @@ class OpcuaSource:
         self._client = client
         if self.config.security_policy != "None":
             await self._secure(client)
-        self._lost = asyncio.Event()
         await client.connect()
         self._connected = True
         logger.info("%s: session open on %s", self.name, self.config.endpoint)
@@ -212,7 +212,18 @@ class OpcuaSource:
         ts_ms = int(stamp.timestamp() * 1000) if stamp is not None else int(time.time() * 1000)
         if converted is not None:
             self._counters.read += 1
-        self._sink(SourceCycle(self.name, ts_ms, {name: converted}))
+        # One publish response brings many notifications, one call each: batch them into
+        # one cycle (one telemetry message), flushed once the response is handled.
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending[name] = converted
+        self._pending_ts = max(self._pending_ts, ts_ms)
+
+    def _flush(self) -> None:
+        values, self._pending = self._pending, {}
+        ts_ms, self._pending_ts = self._pending_ts, 0
+        if values:
+            self._sink(SourceCycle(self.name, ts_ms, values))
 
     def _all_bad(self) -> None:
         self._sink(SourceCycle(self.name, int(time.time() * 1000), dict.fromkeys(self._tags)))
