@@ -7,31 +7,15 @@ and are skipped only when the binary is missing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from mqtt_helpers import BROKER_KINDS, StartBroker
 
 from iiotlab.certs import TlsFiles, make_tls_files
 from iiotlab.mqtt import Broker, BrokerConfig, BrokerKind, make_broker
-from iiotlab.mqtt.mosquitto import find_mosquitto
-
-MOSQUITTO_MISSING = find_mosquitto() is None
-
-BROKER_KINDS = [
-    pytest.param("embedded", id="embedded"),
-    pytest.param(
-        "mosquitto",
-        id="mosquitto",
-        marks=[
-            pytest.mark.mosquitto,
-            pytest.mark.skipif(MOSQUITTO_MISSING, reason="the mosquitto binary is not installed"),
-        ],
-    ),
-]
-
-StartBroker = Callable[[BrokerConfig], AbstractAsyncContextManager[Broker]]
 
 
 @pytest.fixture(params=BROKER_KINDS)

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from iiotlab.mqtt import MqttClient, MqttMessage
+import pytest
+
+from iiotlab.mqtt import Broker, BrokerConfig, MqttClient, MqttMessage
+from iiotlab.mqtt.mosquitto import find_mosquitto
+
+MOSQUITTO_MISSING = find_mosquitto() is None
+
+BROKER_KINDS = [
+    pytest.param("embedded", id="embedded"),
+    pytest.param(
+        "mosquitto",
+        id="mosquitto",
+        marks=[
+            pytest.mark.mosquitto,
+            pytest.mark.skipif(MOSQUITTO_MISSING, reason="the mosquitto binary is not installed"),
+        ],
+    ),
+]
+
+StartBroker = Callable[[BrokerConfig], AbstractAsyncContextManager[Broker]]
 
 
 @asynccontextmanager

@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 
 import pytest
-from conftest import StartBroker
-from mqtt_helpers import connected, receive, receive_until
+from mqtt_helpers import StartBroker, connected, receive, receive_until
 
 from iiotlab.mqtt import (
     BrokerConfig,

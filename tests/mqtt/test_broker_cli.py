@@ -7,8 +7,7 @@ import signal
 import sys
 
 import pytest
-from conftest import BROKER_KINDS
-from mqtt_helpers import connected, receive
+from mqtt_helpers import BROKER_KINDS, connected, receive
 
 from iiotlab.errors import ConfigError
 from iiotlab.mqtt import BrokerKind

@@ -6,8 +6,7 @@ import asyncio
 import shutil
 
 import pytest
-from conftest import StartBroker
-from mqtt_helpers import connected, receive
+from mqtt_helpers import StartBroker, connected, receive
 
 from iiotlab.certs import TlsFiles
 from iiotlab.mqtt import Broker, BrokerConfig, BrokerUser

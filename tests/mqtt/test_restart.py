@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import StartBroker
-from mqtt_helpers import connected, receive
+from mqtt_helpers import StartBroker, connected, receive
 
 from iiotlab.mqtt import (
     BrokerConfig,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import StartBroker
-from mqtt_helpers import connected, receive
+from mqtt_helpers import StartBroker, connected, receive
 
 from iiotlab.certs import TlsFiles
 from iiotlab.mqtt import BrokerConfig, BrokerUser, MqttClient, MqttConnectError

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningApp, service_of
 from fastapi.routing import APIRoute
+from platform_helpers import RunningApp, service_of
 
 from iiot_platform.ingest import RawMessage
 from iiot_platform.settings import ApiToken

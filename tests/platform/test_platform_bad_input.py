@@ -7,7 +7,7 @@ import base64
 import json
 
 import pytest
-from conftest import RunningApp, eventually, publisher, service_of, telemetry
+from platform_helpers import RunningApp, eventually, publisher, service_of, telemetry
 
 from iiotlab.mqtt import Broker
 

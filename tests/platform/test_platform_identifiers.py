@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import RunningApp
+from platform_helpers import RunningApp
 
 from iiot_platform.identifiers import IdentifierSyntaxError, parse_identifier
 
@@ -49,7 +49,7 @@ def test_malformed_identifiers_say_which_rule(identifier: str, words: str) -> No
 
 async def test_register_and_resolve_through_the_api(running_app: RunningApp) -> None:
     async with running_app() as (app, api):
-        from conftest import service_of
+        from platform_helpers import service_of
 
         await service_of(app).ingestor.process([])
         created = await api.post(

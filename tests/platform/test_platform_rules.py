@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from conftest import RunningApp, eventually, publisher, service_of, telemetry
+from platform_helpers import RunningApp, eventually, publisher, service_of, telemetry
 
 from iiot_platform.ingest import RawMessage
 from iiotlab.mqtt import Broker, MqttClient

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import eventually, telemetry
+from platform_helpers import eventually, telemetry
 
 from iiot_platform.stack import LabStack, StackConfig
 from iiotlab.mqtt import MqttClient, MqttConnectError
