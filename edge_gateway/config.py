@@ -139,7 +139,9 @@ class BrokerConfig(_Model):
     password: str | None = None
     client_id: str | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
-    inflight: int = Field(default=100, ge=1, le=10000, description="unacked publishes")
+    inflight: int = Field(
+        default=1000, ge=1, le=10000, description="publishes awaiting PUBACK at once"
+    )
 
 
 class BufferConfig(_Model):

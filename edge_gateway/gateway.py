@@ -54,6 +54,7 @@ class Gateway:
             counters=self.counters,
             inflight=config.broker.inflight,
         )
+        self.client.on_connection_change(self._on_connection_change)
         self.sources: dict[str, Source] = {}
         self._reporter = ReportByException(_deadbands(config.tags), config.heartbeat_s)
         self._transforms = TransformSet(config.transforms)
@@ -76,7 +77,6 @@ class Gateway:
         self.buffer.open()
         if self.buffer.mark_replayed():
             logger.info("%d messages from an earlier run wait in the buffer", len(self.buffer))
-        self.client.on_connection_change(self._on_connection_change)
         self._spawn(self.publisher.run(), "mqtt sender")
         self._spawn(self._mqtt_session(), "mqtt session")
         # Give the broker one connection attempt before the first poll, so the first

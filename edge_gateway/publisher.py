@@ -26,6 +26,7 @@ from iiotlab.payloads import Status, Telemetry, encode_payload, topic
 
 logger = logging.getLogger(__name__)
 
+MAX_TELEMETRY_BYTES = 200_000  # below the contract's 256 KiB, with room for "replayed"
 _LIVE_TAIL = b'"replayed":false}'
 _REPLAYED_TAIL = b'"replayed":true}'
 
@@ -35,6 +36,15 @@ def as_replayed(payload: bytes) -> bytes:
     if payload.endswith(_LIVE_TAIL):
         return payload[: -len(_LIVE_TAIL)] + _REPLAYED_TAIL
     return payload
+
+
+def _part(report: Report, names: list[str]) -> Report:
+    return Report(
+        report.ts_ms,
+        {name: report.metrics[name] for name in names if name in report.metrics},
+        {name: report.quality[name] for name in names},
+        report.heartbeat,
+    )
 
 
 def status_payload(state: str) -> bytes:
@@ -86,7 +96,7 @@ class TelemetryPublisher:
         tenant: str,
         device: str,
         counters: GatewayCounters,
-        inflight: int = 100,
+        inflight: int = 1000,
     ) -> None:
         self.client = client
         self.buffer = buffer
@@ -98,9 +108,28 @@ class TelemetryPublisher:
         self._idle = asyncio.Event()
 
     def submit(self, report: Report) -> int:
-        """Store one report as the next telemetry message; its seq."""
+        """Store one report as the next telemetry message(s); the last seq used.
+
+        A report too big for one payload (contract limit 256 KiB) is split by metric.
+        """
+        payload = self._encode(report, self.buffer.last_seq + 1)
+        if len(payload) > MAX_TELEMETRY_BYTES and len(report.quality) > 1:
+            names = list(report.quality)
+            half = len(names) // 2
+            self.submit(_part(report, names[:half]))
+            return self.submit(_part(report, names[half:]))
         seq = self.buffer.next_seq()
-        payload = encode_payload(
+        live = self.client.connected
+        dropped_before = self.buffer.dropped
+        self.buffer.append(self.topic, payload, replayed=not live)
+        self._counters.dropped += self.buffer.dropped - dropped_before
+        if not live:
+            self._counters.buffered += 1
+        self.wake()
+        return seq
+
+    def _encode(self, report: Report, seq: int) -> bytes:
+        return encode_payload(
             Telemetry(
                 v=1,
                 device=self.device,
@@ -111,14 +140,6 @@ class TelemetryPublisher:
                 replayed=False,
             )
         )
-        live = self.client.connected
-        dropped_before = self.buffer.dropped
-        self.buffer.append(self.topic, payload, replayed=not live)
-        self._counters.dropped += self.buffer.dropped - dropped_before
-        if not live:
-            self._counters.buffered += 1
-        self.wake()
-        return seq
 
     def wake(self) -> None:
         self._idle.clear()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_gateway.buffer import StoreAndForwardBuffer
+from edge_gateway.buffer import BufferedMessage, StoreAndForwardBuffer
 from edge_gateway.publisher import as_replayed
 
 pytestmark = pytest.mark.unit
@@ -70,3 +70,33 @@ def test_replayed_payload_keeps_everything_else() -> None:
     live = b'{"v":1,"seq":3,"ts":5,"metrics":{},"quality":null,"replayed":false}'
     assert as_replayed(live) == live.replace(b"false}", b"true}")
     assert as_replayed(b"other") == b"other"
+
+
+def test_oversized_reports_are_split_with_consecutive_seqs(tmp_path: Path) -> None:
+    import json
+
+    from edge_gateway.metrics import GatewayCounters
+    from edge_gateway.publisher import MAX_TELEMETRY_BYTES, TelemetryPublisher
+    from edge_gateway.reporting import Report
+    from iiotlab.mqtt import MqttClient
+
+    client = MqttClient("mqtt://127.0.0.1:1", client_id="never-connected")
+    names = [f"tag_with_a_long_name_{i:05d}" for i in range(12_000)]
+    report = Report(5, dict.fromkeys(names, 1.5), dict.fromkeys(names, "good"))
+    with StoreAndForwardBuffer(tmp_path / "b.db") as buffer:
+        publisher = TelemetryPublisher(
+            client, buffer, tenant="t", device="d", counters=GatewayCounters()
+        )
+        last = publisher.submit(report)
+        messages = [json.loads(m.payload) for m in buffer.peek(100)]
+    assert len(messages) > 1 and last == len(messages) - 1
+    assert [m["seq"] for m in messages] == list(range(len(messages)))
+    assert all(m["ts"] == 5 for m in messages)
+    assert all(row.replayed for row in buffer_rows(tmp_path))  # made while offline
+    assert sorted(k for m in messages for k in m["metrics"]) == names
+    assert max(len(m.payload) for m in buffer_rows(tmp_path)) <= MAX_TELEMETRY_BYTES
+
+
+def buffer_rows(tmp_path: Path) -> list[BufferedMessage]:
+    with StoreAndForwardBuffer(tmp_path / "b.db") as buffer:
+        return buffer.peek(100)
