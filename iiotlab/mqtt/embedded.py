@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from typing import Any, Self
 
 from amqtt.broker import Broker as AmqttBroker
@@ -16,8 +17,28 @@ _PLUGINS = "iiotlab.mqtt.amqtt_plugins"
 _STOP_TIMEOUT_S = 10.0
 
 
+class _SnapshotDict(dict[str, Any]):
+    """A dict whose iteration walks a snapshot.
+
+    amqtt 0.12 iterates its subscription table across awaits (broadcast, retained
+    replay); a client subscribing meanwhile raised "dictionary changed size during
+    iteration" inside the broadcast task, and the message was lost for the remaining
+    subscribers. Iterating a snapshot keeps the broadcast going.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def items(self) -> Any:
+        return list(super().items())
+
+    def keys(self) -> Any:
+        return list(super().keys())
+
+
 class _LabAmqttBroker(AmqttBroker):  # type: ignore[misc]
-    """amqtt with one fix: replaying a persistent session's offline queue.
+    """amqtt with two fixes: the subscription table (see _SnapshotDict), and replaying
+    a persistent session's offline queue.
 
     amqtt 0.12 sends the queued messages all at once with the *retain* flag set. Sent
     concurrently, PUBACKs race amqtt's waiter registration ("PUBACK for unknown pending
@@ -25,6 +46,10 @@ class _LabAmqttBroker(AmqttBroker):  # type: ignore[misc]
     is wrong (MQTT 3.1.1 sets it only for messages sent because of a new subscription).
     Here they go one by one, in order, retain=False.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._subscriptions = _SnapshotDict(self._subscriptions)  # type: ignore[has-type]
 
     async def _publish_session_retained_messages(self, session: Session) -> None:
         handler = self._get_handler(session)
