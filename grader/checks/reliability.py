@@ -103,7 +103,9 @@ def no_loss_across_broker_outage(ctx: CheckContext[OutageParams]) -> CheckOutcom
 
 class PlcOutageParams(CheckParams):
     recovery_s: float = Field(default=10.0, gt=0)
-    grace_s: float = Field(default=1.5, ge=0, description="last good reads may straddle the cut")
+    grace_s: float = Field(
+        default=3.5, ge=0, description="a read in flight may take its timeout to fail"
+    )
 
 
 def _stale_good(payload: dict[str, Any]) -> list[str]:

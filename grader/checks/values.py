@@ -32,14 +32,14 @@ class ValuesParams(CheckParams):
 
 
 def gateway_samples(obs: Observation, tag: str) -> list[Sample]:
-    """(ts, value) of a metric in every live telemetry message after start-up."""
+    """(ts, value) of a metric in every telemetry message sampled after the gateway started."""
     out: list[Sample] = []
     for message in obs.of_kind("telemetry"):
         data = message.json()
         if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
             continue
         value, ts = data["metrics"].get(tag), data.get("ts")
-        if value is not None and isinstance(ts, int) and ts >= obs.steady_from_ms:
+        if value is not None and isinstance(ts, int) and ts >= obs.started_ms - 1000:
             out.append((ts, value))
     return sorted(out, key=lambda item: item[0])
 

@@ -2,7 +2,7 @@
 
     python faulty_gateway.py <lab solution folder> <fault>
 
-faults: none, word-order (one tag decoded with the wrong word order), no-store-forward
+faults: none, word-order (the first 32/64-bit tag decoded with the wrong word order), no-store-forward
 (a one-message buffer), no-heartbeat, plain-opcua (OPC UA without security).
 """
 
@@ -25,13 +25,17 @@ def _solution(folder: Path) -> Any:
     return module
 
 
-def _swap_word_order(tag_name: str) -> None:
+def _swap_word_order() -> None:
+    """Flip the word order of the first 32/64-bit tag of the datasheet."""
     path = Path(os.environ["IIOTLAB_DATASHEET"])
     sheet = json.loads(path.read_text())
-    for tag in sheet["tags"]:
-        if tag["name"] == tag_name:
-            order = tag["modbus"]["word_order"]
-            tag["modbus"]["word_order"] = "ABCD" if order != "ABCD" else "CDAB"
+    wide = [
+        t
+        for t in sheet["tags"]
+        if t.get("modbus") and t["modbus"]["type"] in ("int32", "uint32", "float32", "float64")
+    ]
+    order = wide[0]["modbus"]["word_order"]
+    wide[0]["modbus"]["word_order"] = "ABCD" if order != "ABCD" else "CDAB"
     edited = Path(os.environ["IIOTLAB_STATE_DIR"]) / "datasheet-edited.json"
     edited.write_text(json.dumps(sheet))
     os.environ["IIOTLAB_DATASHEET"] = str(edited)
@@ -54,7 +58,7 @@ def _drop_while_offline() -> None:
 def main() -> None:
     folder, fault = Path(sys.argv[1]), sys.argv[2]
     if fault == "word-order":
-        _swap_word_order("level")
+        _swap_word_order()
     solution = _solution(folder)
     config = solution.lab_config()
     if fault == "no-store-forward":
@@ -64,7 +68,8 @@ def main() -> None:
     elif fault == "plain-opcua":
         sources = {
             name: source.model_copy(update={"security_policy": "None", "security_mode": "None"})
-            if source.kind == "opcua" else source
+            if source.kind == "opcua"
+            else source
             for name, source in config.sources.items()
         }
         config = config.model_copy(update={"sources": sources})

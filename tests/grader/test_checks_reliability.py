@@ -10,7 +10,7 @@ from tests.grader.builders import T0, observation, run_check, telemetry
 pytestmark = pytest.mark.unit
 
 OUTAGE = ActionRecord("broker_outage", T0 + 8000, T0 + 12_000)
-PLC = ActionRecord("plc_outage", T0 + 16_000, T0 + 19_000)
+PLC = ActionRecord("plc_outage", T0 + 16_000, T0 + 22_000)
 
 
 def through_outage(
@@ -65,7 +65,7 @@ def test_without_the_scenario_step_it_says_lab_error() -> None:
 def plc_stream(stale: bool) -> list[ObservedMessage]:
     out = []
     for seq, ts in enumerate(range(T0 + 500, T0 + 30_000, 1000), start=1):
-        down = PLC.started_ms + 1000 <= ts <= PLC.ended_ms
+        down = PLC.started_ms + 3000 <= ts <= PLC.ended_ms
         if down and not stale:
             out.append(telemetry(seq, ts, {}, quality={"level": "bad"}))
         else:
@@ -79,6 +79,6 @@ def test_plc_outage_recovery() -> None:
     stale = run_check("plc_outage_recovery", observation(plc_stream(True), actions=(PLC,)))
     assert stale.points == 7.5 and stale.evidence["saw"]["outages"][0]["stale_good"]
     gone = [m for m in plc_stream(False) if m.received_ms < PLC.started_ms]
-    crashed = observation(gone, actions=(PLC,), gateway_exits=(GatewayExit(T0 + 17_000, 1, False),))
+    crashed = observation(gone, actions=(PLC,), gateway_exits=(GatewayExit(T0 + 19_000, 1, False),))
     outcome = run_check("plc_outage_recovery", crashed)
     assert outcome.points == 2.5 and outcome.evidence["saw"]["crashes"][0]["returncode"] == 1

@@ -1,0 +1,1 @@
+iiotlab gateway run --from-env
