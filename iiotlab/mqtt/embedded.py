@@ -37,8 +37,13 @@ class _SnapshotDict(dict[str, Any]):
 
 
 class _LabAmqttBroker(AmqttBroker):  # type: ignore[misc]
-    """amqtt with two fixes: the subscription table (see _SnapshotDict), and replaying
-    a persistent session's offline queue.
+    """amqtt with three fixes: the subscription table (see _SnapshotDict), retained
+    messages on connect, and replaying a persistent session's offline queue.
+
+    On every connect amqtt 0.12 sends the retained messages of *every* filter in the
+    broker's subscription table, whoever subscribed it, without an ACL check: a student
+    saw other tenants' retained status. Here a session gets the retained messages of its
+    own subscriptions only.
 
     amqtt 0.12 sends the queued messages all at once with the *retain* flag set. Sent
     concurrently, PUBACKs race amqtt's waiter registration ("PUBACK for unknown pending
@@ -50,6 +55,13 @@ class _LabAmqttBroker(AmqttBroker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._subscriptions = _SnapshotDict(self._subscriptions)  # type: ignore[has-type]
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        holders = self._subscriptions.get(subscription[0], [])
+        if any(holder.client_id == session.client_id for holder, _ in holders):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
 
     async def _publish_session_retained_messages(self, session: Session) -> None:
         handler = self._get_handler(session)

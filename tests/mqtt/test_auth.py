@@ -122,3 +122,19 @@ async def test_no_users_means_open_broker_for_any_name(start_broker: StartBroker
             await client.subscribe("#")
             await client.publish("iiot/t/x", b"1")
             assert (await asyncio.wait_for(receive(client), 5)).payload == b"1"
+
+
+async def test_connect_never_replays_another_tenants_retained_messages(
+    start_broker: StartBroker,
+) -> None:
+    async with (
+        start_broker(USERS) as broker,
+        connected(broker.url_for(ADMIN), "observer") as observer,
+    ):
+        await observer.subscribe("iiot/#", qos=1)
+        async with connected(broker.url_for(BOB), "bob-gw") as bob:
+            await bob.publish("iiot/tenant-b/pump-1/status", b"bob-secret", retain=True)
+        async with connected(broker.url_for(ALICE), "alice-gw") as alice:
+            await alice.subscribe("iiot/tenant-a/#", qos=1)
+            with pytest.raises(TimeoutError):
+                await receive(alice, within=1.0)
