@@ -2,8 +2,8 @@
 
     python faulty_gateway.py <lab solution folder> <fault>
 
-faults: none, word-order (the first 32/64-bit tag decoded with the wrong word order), no-store-forward
-(a one-message buffer), no-heartbeat, plain-opcua (OPC UA without security).
+faults: none, word-order (the first 32/64-bit tag decoded with the wrong word order),
+no-store-forward (reports dropped while offline), no-heartbeat, plain-opcua (no OPC UA security).
 """
 
 from __future__ import annotations
