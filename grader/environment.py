@@ -153,7 +153,7 @@ class LabEnvironment:
         return f"gw-{self.tenant}", password
 
     async def _start_broker(self) -> None:
-        from iiotlab.mqtt import BrokerConfig, BrokerUser, make_broker
+        from iiotlab.mqtt import BrokerConfig, BrokerStartError, BrokerUser, make_broker
 
         policy, spec = self.run.broker_policy, self.lab.broker
         tls_wanted = policy.tls if policy is not None else spec.tls
@@ -176,7 +176,7 @@ class LabEnvironment:
         )
         try:
             self.broker = await self._stack.enter_async_context(make_broker(spec.kind, config))
-        except (OSError, FileNotFoundError) as exc:
+        except (OSError, BrokerStartError) as exc:
             raise NotGradableError(f"the {spec.kind} broker did not start: {exc}") from exc
         self.broker_access = BrokerAccess(
             host="127.0.0.1",
