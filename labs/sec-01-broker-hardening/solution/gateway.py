@@ -22,19 +22,30 @@ def lab_config() -> GatewayConfig:
     state = Path(env.get("IIOTLAB_STATE_DIR") or ".")
     ca = env.get("IIOTLAB_MQTT_CA")
     config = config_from_datasheet(
-        sheet, broker_url=env["IIOTLAB_MQTT_URL"], tenant=env.get("IIOTLAB_TENANT"),
-        device=env.get("IIOTLAB_DEVICE"), modbus_host=env.get("IIOTLAB_MODBUS_HOST"),
+        sheet,
+        broker_url=env["IIOTLAB_MQTT_URL"],
+        tenant=env.get("IIOTLAB_TENANT"),
+        device=env.get("IIOTLAB_DEVICE"),
+        modbus_host=env.get("IIOTLAB_MODBUS_HOST"),
         modbus_port=int(env["IIOTLAB_MODBUS_PORT"]) if env.get("IIOTLAB_MODBUS_PORT") else None,
-        opcua_url=env["IIOTLAB_OPCUA_URL"], prefer="opcua",
-        buffer_path=state / "gateway-buffer.db", ca_file=Path(ca) if ca else None,
+        opcua_url=env["IIOTLAB_OPCUA_URL"],
+        prefer="opcua",
+        buffer_path=state / "gateway-buffer.db",
+        ca_file=Path(ca) if ca else None,
     )
     user = sheet.opcua.users[0]
     sources = {
-        name: source.model_copy(update={
-            "security_policy": "Basic256Sha256", "security_mode": "SignAndEncrypt",
-            "username": user["username"], "password": user["password"],
-            "certificate_dir": state / "opcua-client",
-        }) if isinstance(source, OpcuaSourceConfig) else source
+        name: source.model_copy(
+            update={
+                "security_policy": "Basic256Sha256",
+                "security_mode": "SignAndEncrypt",
+                "username": user["username"],
+                "password": user["password"],
+                "certificate_dir": state / "opcua-client",
+            }
+        )
+        if isinstance(source, OpcuaSourceConfig)
+        else source
         for name, source in config.sources.items()
     }
     return config.model_copy(update={"sources": sources, "heartbeat_s": 5.0})
