@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The simulator's write log record, used as is (re-exported for the checks).
+from simulators.runtime import WriteRecord as WriteRecord
+
 Value = float | int | bool | str
 
 
@@ -45,18 +48,6 @@ class TruthEvent:
     kind: str
     device: str
     detail: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class WriteRecord:
-    ts_ms: int
-    protocol: str
-    source: str
-    device: str
-    tag: str
-    value: Value
-    ok: bool
-    error: str | None = None
 
 
 @dataclass(frozen=True)

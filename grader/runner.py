@@ -26,7 +26,6 @@ from grader.observation import (
     ProbeRecord,
     TruthEvent,
     TruthSeries,
-    WriteRecord,
 )
 from grader.probes.context import ProbeContext
 from grader.report import write_reports
@@ -177,10 +176,7 @@ class LabRun:
                 TruthEvent(e.ts_ms, e.kind, e.device or "", dict(e.detail))
                 for e in sim.truth.events()
             ),
-            writes=tuple(
-                WriteRecord(w.ts_ms, w.protocol, w.source, w.device, w.tag, w.value, w.ok, w.error)
-                for w in sim.write_log
-            ),
+            writes=tuple(sim.write_log),
             opcua_sessions=tuple(
                 OpcuaSession(s.opened_ms, s.client, s.policy, s.mode, s.user, s.closed_ms)
                 for s in sim.opcua_sessions

@@ -32,7 +32,9 @@ def ack(ok: bool, error: str | None = None, delay: int = 300) -> ObservedMessage
 
 
 def write(tag: str, value: object, ok: bool = True) -> WriteRecord:
-    return WriteRecord(SENT + 100, "modbus", "modbus:127.0.0.1:5555", "tank-1", tag, value, ok)  # type: ignore[arg-type]
+    return WriteRecord(
+        SENT + 100, "modbus", "modbus:127.0.0.1:5555", "tank-1", tag, value, ok, None
+    )  # type: ignore[arg-type]
 
 
 def test_write_through() -> None:
