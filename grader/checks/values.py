@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -92,77 +93,81 @@ def _register_image(sheet: Datasheet, truth: TruthSeries, ts: int, table: str) -
     return image
 
 
+Explains = Callable[[int, Value], bool]  # (ts, value sent) -> does this mistake explain it?
+
+
 def _alternatives(
-    sheet: Datasheet, tag: TagSpec
-) -> list[tuple[str, Callable[[TruthSeries, int], Value | None]]]:
-    """Mistakes to try, each a function (truth, ts) -> what such a gateway would send."""
+    sheet: Datasheet, tag: TagSpec, truth: TruthSeries, tolerance: float, align_ms: int
+) -> list[tuple[str, Explains]]:
+    """Mistakes to try, each a predicate on one sample.
+
+    A decoding mistake (word order, scale, offset) is undone: the sent value is encoded back
+    with the gateway's wrong format and decoded with the datasheet's, then compared with the
+    truth. Going the other way (truth through the wrong format) is unusable: a swapped word
+    order turns noise in the low word into jumps far larger than any tolerance.
+    """
     fmt = _fmt(tag)
     if fmt is None or tag.modbus is None:
         return []
     address, table = tag.modbus.address, tag.modbus.table
 
-    def via(other: RegisterFormat) -> Callable[[TruthSeries, int], Value | None]:
-        def value(truth: TruthSeries, ts: int) -> Value | None:
-            v = truth.value_at(tag.name, ts)
-            if not isinstance(v, int | float) or isinstance(v, bool):
-                return None
+    def undone(wrong: RegisterFormat) -> Explains:
+        def explains(ts: int, sent: Value) -> bool:
+            if not isinstance(sent, int | float) or isinstance(sent, bool):
+                return False
             try:
-                return decode(encode(v, fmt), other)
-            except RegisterCodecError:
-                return None
+                corrected = decode(encode(sent, wrong), fmt)
+            except (RegisterCodecError, OverflowError, ValueError):
+                return False
+            near = _truth_near(truth, tag.name, ts, align_ms=align_ms)
+            return any(_close(corrected, e, tolerance) for e in near)
 
-        return value
+        return explains
 
-    def shifted(delta: int) -> Callable[[TruthSeries, int], Value | None]:
-        def value(truth: TruthSeries, ts: int) -> Value | None:
+    def shifted(delta: int) -> Explains:
+        def explains(ts: int, sent: Value) -> bool:
             image = _register_image(sheet, truth, ts, table)
             wanted = [address + delta + i for i in range(fmt.count)]
             if any(a not in image for a in wanted):
-                return None  # nothing mapped there: no evidence either way
-            return decode([image[a] for a in wanted], fmt)
+                return False  # nothing mapped there: no evidence either way
+            return _close(sent, decode([image[a] for a in wanted], fmt), tolerance)
 
-        return value
+        return explains
 
-    alts: list[tuple[str, Callable[[TruthSeries, int], Value | None]]] = []
-    for order in WORD_ORDERS:
-        if order != fmt.word_order and fmt.count > 1:
-            alts.append(
-                (
-                    f"word order: decoded as {order}, the datasheet says {fmt.word_order}",
-                    via(RegisterFormat(fmt.type, order, fmt.scale, fmt.offset, fmt.length)),
-                )
-            )
-    raw = RegisterFormat(fmt.type, fmt.word_order, 1.0, 0.0, fmt.length)
-    if fmt.scale != 1 or fmt.offset != 0:
-        alts.append(("scale and offset not applied (raw register value sent)", via(raw)))
-    if fmt.offset != 0:
-        alts.append(
-            (
-                f"offset {fmt.offset:g} not applied",
-                via(RegisterFormat(fmt.type, fmt.word_order, fmt.scale, 0.0, fmt.length)),
-            )
-        )
-    if fmt.scale != 1:
-        alts.append(
-            (
-                f"scale {fmt.scale:g} not applied",
-                via(RegisterFormat(fmt.type, fmt.word_order, 1.0, fmt.offset, fmt.length)),
-            )
-        )
-        alts.append(
-            (
-                f"divided by the scale {fmt.scale:g} instead of multiplying",
-                via(
-                    RegisterFormat(fmt.type, fmt.word_order, 1 / fmt.scale, fmt.offset, fmt.length)
-                ),
-            )
-        )
+    # An address shift is tried first: it is an exact, forward prediction, while undoing a
+    # decoding mistake tolerates noise and so could also fit a shifted read.
+    alts: list[tuple[str, Explains]] = []
     for delta in (1, -1, 2, -2):
         alts.append(
             (
                 f"wrong address: read {table} {address + delta} instead of {address}"
                 + (" (1-based vs 0-based?)" if abs(delta) == 1 else ""),
                 shifted(delta),
+            )
+        )
+    for order in WORD_ORDERS:
+        if order != fmt.word_order and fmt.count > 1:
+            alts.append(
+                (
+                    f"word order: decoded as {order}, the datasheet says {fmt.word_order}",
+                    undone(replace(fmt, word_order=order)),
+                )
+            )
+    if fmt.scale != 1 or fmt.offset != 0:
+        alts.append(
+            (
+                "scale and offset not applied (raw register value sent)",
+                undone(replace(fmt, scale=1.0, offset=0.0)),
+            )
+        )
+    if fmt.offset != 0:
+        alts.append((f"offset {fmt.offset:g} not applied", undone(replace(fmt, offset=0.0))))
+    if fmt.scale != 1:
+        alts.append((f"scale {fmt.scale:g} not applied", undone(replace(fmt, scale=1.0))))
+        alts.append(
+            (
+                f"divided by the scale {fmt.scale:g} instead of multiplying",
+                undone(replace(fmt, scale=1 / fmt.scale)),
             )
         )
     return alts
@@ -175,16 +180,20 @@ def diagnose(
     truth: TruthSeries,
     tolerance: float,
     min_fraction: float,
+    align_ms: int = 600,
 ) -> str:
     """Name the mistake that explains the samples, or say what is known."""
     if not samples:
         return "never published"
 
+    def share(predicate: Explains) -> float:
+        return sum(1 for ts, v in samples if predicate(ts, v)) / len(samples)
+
     def explains(expected: Callable[[int], Value | None]) -> bool:
         return _fraction(samples, lambda ts: [expected(ts)], tolerance) >= min_fraction
 
-    for label, alternative in _alternatives(sheet, tag):
-        if explains(partial(alternative, truth)):
+    for label, predicate in _alternatives(sheet, tag, truth, tolerance, align_ms):
+        if share(predicate) >= min_fraction:
             return label
     for other in sheet.tags:
         if other.name != tag.name and explains(partial(truth.value_at, other.name)):
@@ -244,7 +253,13 @@ def values_match_truth(ctx: CheckContext[ValuesParams]) -> CheckOutcome:
             entry.update(expected=obs.truth.value_at(tag.name, ts), saw=sent, where_ts=ts)
         if not ok:
             entry["diagnosis"] = diagnose(
-                ctx.datasheet, tag, samples, obs.truth, tolerance, params.min_fraction
+                ctx.datasheet,
+                tag,
+                samples,
+                obs.truth,
+                tolerance,
+                params.min_fraction,
+                params.align_ms,
             )
             entry["series"] = _series(samples, obs.truth, tag.name, params.chart_points)
         per_tag[tag.name] = entry

@@ -100,3 +100,19 @@ def test_replayed_and_garbage_messages_do_not_crash() -> None:
     junk = [ObservedMessage("iiot/alice/tank-1/telemetry", b"\xff not json", 1), *good_stream()]
     assert run_check("values_match_truth", observation(junk)).passed
     assert SHEET.tag("level").modbus is not None
+
+
+def test_word_order_of_a_scaled_int_is_diagnosed_despite_noise() -> None:
+    """A swapped int32 amplifies a one-count difference 65536 times; the diagnosis undoes it."""
+    as_abcd = RegisterFormat("int32", "ABCD", 0.1)
+    as_cdab = RegisterFormat("int32", "CDAB", 0.1)
+
+    def swapped_and_read_later(ts: int, value: float) -> float:
+        # the gateway read the register a moment after ts, when flow was one count higher
+        return float(decode(encode(value + 0.1, as_abcd), as_cdab))
+
+    obs = observation(good_stream(transform={"flow": swapped_and_read_later}))
+    outcome = run_check("values_match_truth", obs)
+    assert not outcome.passed
+    diagnosis = outcome.evidence["saw"]["flow"]["diagnosis"]
+    assert diagnosis == "word order: decoded as CDAB, the datasheet says ABCD"
