@@ -98,11 +98,13 @@ def _lab_list(
     """List the labs with their track, positions and maximum score."""
     from grader.spec import load_lab
 
-    for path in sorted(labs.glob("*/lab.yaml")):
-        spec = load_lab(path)
+    specs = [load_lab(path) for path in sorted(labs.glob("*/lab.yaml"))]
+    width = max((len(spec.id) for spec in specs), default=0)
+    for spec in specs:
+        positions = ", ".join(str(p) for p in spec.positions)
         typer.echo(
-            f"{spec.id:<28} {spec.track:<12} positions {list(spec.positions)} "
-            f"max {spec.max_score:g}  {spec.title.en}"
+            f"{spec.id:<{width}}  {spec.track:<11} positions {positions:<12} "
+            f"max {spec.max_score:<4g} {spec.title.en}"
         )
 
 

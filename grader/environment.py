@@ -72,6 +72,8 @@ class LabEnvironment:
         self.broker: Any = None
         self.broker_access: BrokerAccess | None = None
         self.platform_url: str | None = None
+        self.platform_token: str | None = None  # the grader's instructor token (probes)
+        self.student_platform_token: str | None = None  # handed to the submission
         self.mqtt_proxy: TcpFaultProxy | None = None
         self.modbus_proxy: TcpFaultProxy | None = None
         self.datasheet: Datasheet | None = None
@@ -91,6 +93,8 @@ class LabEnvironment:
         try:
             await self._start_simulation()
             await self._start_broker()
+            if self.lab.platform:
+                await self._start_platform()
             await self._start_proxies()
             await self._start_observer()
         except BaseException:
@@ -189,6 +193,43 @@ class LabEnvironment:
             closed_plaintext_port=None if plaintext else port,
         )
 
+    async def _start_platform(self) -> None:
+        """The mini platform, subscribed to the tenant's topics with the grader's broker user.
+
+        Auth is on: the submission gets a student token bound to its tenant, the probes an
+        instructor token. The platform talks to the broker directly, not through the fault
+        proxy, so a broker outage in the scenario cuts the gateway, not the platform.
+        """
+        try:
+            from iiot_platform.settings import ApiToken, PlatformSettings
+            from iiot_platform.stack import PlatformServer
+        except ImportError as exc:
+            raise NotGradableError(f"the platform is not installed: {exc}") from exc
+        self.platform_token = secrets.token_urlsafe(24)
+        self.student_platform_token = secrets.token_urlsafe(24)
+        url, ca = self.admin_url()
+        settings = PlatformSettings(
+            broker_url=url,
+            broker_ca_file=ca,
+            data_dir=self.run.out_dir / "platform",
+            auth_enabled=True,
+            tokens=(
+                ApiToken(self.platform_token, "instructor", None, "grader"),
+                ApiToken(self.student_platform_token, "student", self.tenant, self.tenant),
+            ),
+            default_tenant=self.tenant,
+            client_id=f"grader-platform-{secrets.token_hex(3)}",
+            subscribe_filter=f"iiot/{self.tenant}/#",
+            stale_check_interval_s=0.5,
+        )
+        server = PlatformServer(settings, "127.0.0.1", 0)
+        try:
+            await server.start()
+        except (OSError, RuntimeError) as exc:
+            raise NotGradableError(f"the platform did not start: {exc}") from exc
+        self._stack.push_async_callback(server.stop)
+        self.platform_url = f"http://127.0.0.1:{server.port}"
+
     async def _start_proxies(self) -> None:
         access = self.broker_access
         assert access is not None
@@ -268,6 +309,9 @@ class LabEnvironment:
             env["IIOTLAB_MODBUS_PORT"] = str(self.modbus_proxy.port)
         if self.sim.opcua_url:
             env["IIOTLAB_OPCUA_URL"] = self.sim.opcua_url
+        if self.platform_url is not None and self.student_platform_token is not None:
+            env["IIOTLAB_PLATFORM_URL"] = self.platform_url
+            env["IIOTLAB_PLATFORM_TOKEN"] = self.student_platform_token
         return env
 
     # -- ProbeEnvironment -------------------------------------------------------------

@@ -31,6 +31,10 @@ class IdentifierSyntaxError(IiotlabError):
     """A prefix or identifier that breaks the syntax rules; the message says which rule."""
 
 
+class PrefixTakenError(IiotlabError):
+    """The prefix is registered already (HTTP 409)."""
+
+
 class UnknownPrefixError(IiotlabError):
     """An identifier under a prefix nobody registered."""
 
@@ -127,7 +131,8 @@ class IdentifierRegistry:
     def add_prefix(self, prefix: str, tenant: str, description: str = "") -> Prefix:
         check_prefix(prefix)
         if prefix in self.prefixes:
-            raise IdentifierSyntaxError(f"prefix {prefix!r} is already registered")
+            owner = self.prefixes[prefix].tenant
+            raise PrefixTakenError(f"prefix {prefix!r} is already registered (tenant {owner!r})")
         record = Prefix(
             prefix=prefix,
             tenant=tenant,

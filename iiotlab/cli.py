@@ -23,6 +23,8 @@ PARTS = (
     "grader.cli",
 )
 
+NOISY_LOGGERS = ("transitions", "amqtt", "asyncua", "uvicorn.access", "httpx")
+
 app = typer.Typer(
     name="iiotlab",
     help="Industrial internet training lab: simulated PLCs, edge gateways, MQTT, a mini "
@@ -50,6 +52,10 @@ def _root(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # the broker's state machine logs every session transition at INFO
+        for chatty in NOISY_LOGGERS:
+            logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def build_app() -> typer.Typer:

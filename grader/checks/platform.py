@@ -65,8 +65,10 @@ async def _get(
     ctx: ProbeContext[Any], name: str, base: str, path: str, query: dict[str, Any]
 ) -> None:
     """GET path on the platform and record the status and JSON body."""
+    token = ctx.env.platform_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(timeout=5.0, headers=headers) as client:
             response = await client.get(base.rstrip("/") + path, params=query)
     except httpx.HTTPError as error:
         ctx.record(name, expected="an answer", saw=f"{type(error).__name__}: {error}", ok=False)

@@ -38,6 +38,7 @@ class ProbeEnvironment(Protocol):
     def broker_info(self) -> BrokerAccess: ...
 
     platform_url: str | None
+    platform_token: str | None  # sent as a bearer token when the platform has auth on
 
     async def first_retained(self, topic: str, wait_s: float) -> ObservedMessage | None: ...
 

@@ -17,6 +17,7 @@ from iiot_platform.identifiers import (
     IdentifierSyntaxError,
     Prefix,
     PrefixSpec,
+    PrefixTakenError,
     UnknownPrefixError,
 )
 from iiot_platform.registry import Device
@@ -45,6 +46,8 @@ async def create_prefix(spec: PrefixSpec, service: ServiceDep, principal: Princi
         prefix = service.identifiers.add_prefix(spec.prefix, tenant, spec.description)
     except IdentifierSyntaxError as error:
         raise HTTPException(422, str(error)) from None
+    except PrefixTakenError as error:
+        raise HTTPException(409, str(error)) from None
     await service.put_models("prefix", [prefix])
     return prefix
 

@@ -57,7 +57,7 @@ async def test_register_and_resolve_through_the_api(running_app: RunningApp) -> 
         )
         assert created.status_code == 201 and created.json()["tenant"] == "demo"
         duplicate = await api.post("/api/prefixes", json={"prefix": "88.100.1"})
-        assert duplicate.status_code == 422 and "already registered" in duplicate.text
+        assert duplicate.status_code == 409 and "already registered" in duplicate.text
         bad_prefix = await api.post("/api/prefixes", json={"prefix": "88.A"})
         assert bad_prefix.status_code == 422 and "segment 'A'" in bad_prefix.text
 
