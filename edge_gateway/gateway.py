@@ -56,7 +56,9 @@ class Gateway:
         )
         self.client.on_connection_change(self._on_connection_change)
         self.sources: dict[str, Source] = {}
-        self._reporter = ReportByException(_deadbands(config.tags), config.heartbeat_s)
+        self._reporter = ReportByException(
+            _deadbands(config.tags), config.heartbeat_s, max_ages(config)
+        )
         self._transforms = TransformSet(config.transforms)
         self._commands = CommandHandler(config, self.sources, self.counters)
         self._metrics_server: MetricsServer | None = None
@@ -235,6 +237,23 @@ def build_sources(config: GatewayConfig, sink: Any, counters: GatewayCounters) -
 
             sources[name] = OpcuaSource(name, source_config, tags, sink=sink, counters=counters)
     return sources
+
+
+def max_ages(config: GatewayConfig) -> dict[str, float]:
+    """How old a polled value may be before a heartbeat stops calling it good.
+
+    Two poll intervals plus one second: one missed poll is jitter, two mean the reads
+    hang or fail. OPC UA tags are not listed (they report changes, not polls).
+    """
+    ages: dict[str, float] = {}
+    for tag in config.tags:
+        source = config.sources.get(tag.source)
+        if isinstance(source, ModbusSourceConfig):
+            interval = (
+                config.poll_groups[tag.poll_group] if tag.poll_group else source.poll_interval_s
+            )
+            ages[tag.name] = 2 * interval + 1.0
+    return ages
 
 
 def _deadbands(tags: list[TagConfig]) -> dict[str, DeadbandRule]:

@@ -3,6 +3,11 @@ at least every `heartbeat_s` seconds.
 
 A value of None means the tag could not be read: it is left out of `metrics` and marked
 `"bad"` in `quality`. A change of quality is always reported.
+
+A heartbeat re-sends the last values with a fresh `ts`, so it must not re-send a polled
+value whose last successful read is older than the tag's `max_age` (a read hanging on a
+dead PLC link until its timeout): such a tag is reported `"bad"` until it is read again.
+Tags without a `max_age` (OPC UA data changes: silence means no change) never age.
 """
 
 from __future__ import annotations
@@ -52,8 +57,15 @@ class Report:
 
 
 class ReportByException:
-    def __init__(self, deadbands: Mapping[str, DeadbandRule], heartbeat_s: float) -> None:
+    def __init__(
+        self,
+        deadbands: Mapping[str, DeadbandRule],
+        heartbeat_s: float,
+        max_age_s: Mapping[str, float] | None = None,
+    ) -> None:
         self._deadbands = dict(deadbands)
+        self._max_age_ms = {name: age * 1000 for name, age in (max_age_s or {}).items()}
+        self._sampled_ms: dict[str, int] = {}
         self._heartbeat_ms = heartbeat_s * 1000
         self._reported: dict[str, MetricValue] = {}
         self._quality: dict[str, Quality] = {}
@@ -71,6 +83,7 @@ class ReportByException:
                 if self._quality.get(name) != "bad":
                     quality[name] = self._quality[name] = "bad"
                 continue
+            self._sampled_ms[name] = ts_ms
             old = self._reported.get(name)
             rule = self._deadbands.get(name, NO_DEADBAND)
             if self._quality.get(name) != "good" or old is None or rule.exceeded(old, value):
@@ -92,13 +105,18 @@ class ReportByException:
         metrics: dict[str, MetricValue] = {}
         quality: dict[str, Quality] = {}
         for name, value in self._current.items():
-            if value is None:
+            if value is None or self._too_old(name, ts_ms):
                 quality[name] = self._quality[name] = "bad"
             else:
                 metrics[name] = self._reported[name] = value
                 quality[name] = self._quality[name] = "good"
         self._last_full_ms = ts_ms
         return Report(ts_ms, metrics, quality, heartbeat=True)
+
+    def _too_old(self, name: str, now_ms: int) -> bool:
+        limit = self._max_age_ms.get(name)
+        sampled = self._sampled_ms.get(name)
+        return limit is not None and sampled is not None and now_ms - sampled > limit
 
     def _heartbeat_due(self, now_ms: int) -> bool:
         return self._last_full_ms is None or now_ms - self._last_full_ms >= self._heartbeat_ms

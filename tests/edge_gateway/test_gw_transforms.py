@@ -86,3 +86,52 @@ def test_bad_quality_is_reported_once_and_recovery_always() -> None:
     assert good is not None and good.metrics == {"t": 1.0} and good.quality == {"t": "good"}
     beat = reporter.update({"t": float("nan")}, 200_000)
     assert beat is not None and "t" not in beat.metrics and beat.quality == {"t": "bad"}
+
+
+def test_heartbeat_does_not_resend_a_polled_value_whose_reads_hang() -> None:
+    """A read hanging on a dead PLC link: the heartbeat must not pass the old value off as
+    fresh; an OPC UA tag (no max age) keeps its last value, silence meaning no change."""
+    reporter = ReportByException({}, heartbeat_s=5, max_age_s={"polled": 3.0})
+    reporter.update({"polled": 1.5, "subscribed": 7.0}, 0)
+    reporter.update({"polled": 1.5}, 1000)  # last successful read
+    beat = reporter.heartbeat(5000)  # no read since 1000: older than 3 s
+    assert beat is not None and beat.metrics == {"subscribed": 7.0}
+    assert beat.quality == {"polled": "bad", "subscribed": "good"}
+    back = reporter.update({"polled": 1.5}, 6000)
+    assert back is not None and back.metrics == {"polled": 1.5} and back.quality["polled"] == "good"
+    fresh = ReportByException({}, heartbeat_s=5, max_age_s={"polled": 3.0})
+    fresh.update({"polled": 2.0}, 0)
+    fresh.update({"polled": 2.0}, 4000)
+    beat = fresh.heartbeat(5000)
+    assert beat is not None and beat.metrics == {"polled": 2.0}
+
+
+def test_max_age_is_two_poll_intervals_plus_a_second_for_modbus_tags_only() -> None:
+    from edge_gateway.config import GatewayConfig
+    from edge_gateway.gateway import max_ages
+
+    config = GatewayConfig.model_validate(
+        {
+            "tenant": "t",
+            "device": "d",
+            "broker": {"url": "mqtt://127.0.0.1:1883"},
+            "sources": {
+                "plc": {"kind": "modbus", "host": "127.0.0.1", "port": 502, "poll_interval_s": 0.5},
+                "ua": {"kind": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840"},
+            },
+            "poll_groups": {"slow": 10},
+            "tags": [
+                {"name": "a", "source": "plc", "table": "holding", "address": 0, "type": "int16"},
+                {
+                    "name": "b",
+                    "source": "plc",
+                    "table": "holding",
+                    "address": 1,
+                    "type": "int16",
+                    "poll_group": "slow",
+                },
+                {"name": "c", "source": "ua", "node_id": "ns=2;s=X", "type": "float32"},
+            ],
+        }
+    )
+    assert max_ages(config) == {"a": 2.0, "b": 21.0}
