@@ -76,6 +76,7 @@ class LabEnvironment:
         self.student_platform_token: str | None = None  # handed to the submission
         self.mqtt_proxy: TcpFaultProxy | None = None
         self.modbus_proxy: TcpFaultProxy | None = None
+        self.student_proxy_port: int | None = None  # modbus_proxy labs: the submission's port
         self.datasheet: Datasheet | None = None
         self.datasheet_path = run.out_dir / "datasheet.json"
         self.state_dir = run.out_dir / "state"
@@ -96,6 +97,8 @@ class LabEnvironment:
             if self.lab.platform:
                 await self._start_platform()
             await self._start_proxies()
+            if self.lab.modbus_proxy:
+                self.student_proxy_port = free_port()
             await self._start_observer()
         except BaseException:
             await self.stop()
@@ -307,6 +310,8 @@ class LabEnvironment:
         if self.modbus_proxy is not None:
             env["IIOTLAB_MODBUS_HOST"] = "127.0.0.1"
             env["IIOTLAB_MODBUS_PORT"] = str(self.modbus_proxy.port)
+        if self.student_proxy_port is not None:
+            env["IIOTLAB_PROXY_PORT"] = str(self.student_proxy_port)
         if self.sim.opcua_url:
             env["IIOTLAB_OPCUA_URL"] = self.sim.opcua_url
         if self.platform_url is not None and self.student_platform_token is not None:

@@ -94,6 +94,10 @@ class LabSpec(_Frozen):
     opcua: OpcuaSpec = OpcuaSpec()
     modbus: bool = True
     platform: bool = False
+    modbus_proxy: bool = Field(
+        default=False,
+        description="the submission is a Modbus TCP proxy: it listens on IIOTLAB_PROXY_PORT",
+    )
     memory_mb: int = Field(default=1024, ge=64)
     scenario: tuple[ScenarioStep, ...] = ()
     checks: tuple[CheckSpec, ...] = Field(min_length=1)

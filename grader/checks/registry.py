@@ -35,6 +35,7 @@ BUILTIN_MODULES = (
     "grader.checks.commands",
     "grader.checks.security",
     "grader.checks.platform",
+    "grader.checks.modbus_protection",
 )
 ENTRY_POINT_GROUP = "iiotlab.checks"
 

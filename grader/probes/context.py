@@ -39,6 +39,7 @@ class ProbeEnvironment(Protocol):
 
     platform_url: str | None
     platform_token: str | None  # sent as a bearer token when the platform has auth on
+    student_proxy_port: int | None  # modbus_proxy labs: where the submission listens
 
     async def first_retained(self, topic: str, wait_s: float) -> ObservedMessage | None: ...
 
