@@ -22,6 +22,14 @@ FROM_ENV_OPTION = typer.Option(
     help="Build the config from IIOTLAB_MODBUS_HOST/PORT, IIOTLAB_OPCUA_URL, IIOTLAB_MQTT_URL, "
     "IIOTLAB_MQTT_CA, IIOTLAB_TENANT, IIOTLAB_DEVICE, IIOTLAB_DATASHEET, IIOTLAB_STATE_DIR.",
 )
+HEARTBEAT_OPTION = typer.Option(
+    None, "--heartbeat", help="Seconds: publish every value at least this often (overrides)."
+)
+DEADBAND_OPTION = typer.Option(
+    None,
+    "--deadband",
+    help="TAG=VALUE (engineering units) or TAG=VALUE% (of the tag's range); repeatable.",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -46,9 +54,14 @@ def register(app: typer.Typer) -> None:
         _run(config, from_env)
 
     @gateway_app.command("run")
-    def run(config: Path | None = CONFIG_OPTION, from_env: bool = FROM_ENV_OPTION) -> None:
+    def run(
+        config: Path | None = CONFIG_OPTION,
+        from_env: bool = FROM_ENV_OPTION,
+        heartbeat: float | None = HEARTBEAT_OPTION,
+        deadband: list[str] | None = DEADBAND_OPTION,
+    ) -> None:
         """Run the gateway until SIGINT/SIGTERM (SIGUSR1 logs the counters)."""
-        _run(config, from_env)
+        _run(config, from_env, heartbeat, deadband or [])
 
     @gateway_app.command("init")
     def init(
@@ -82,14 +95,20 @@ def register(app: typer.Typer) -> None:
     app.add_typer(gateway_app, name="gateway")
 
 
-def _run(config_path: Path | None, from_env: bool) -> None:
-    from edge_gateway.config_builders import config_from_env
+def _run(
+    config_path: Path | None,
+    from_env: bool,
+    heartbeat: float | None = None,
+    deadbands: list[str] | None = None,
+) -> None:
+    from edge_gateway.config_builders import config_from_env, with_overrides
     from edge_gateway.config_loader import load_gateway_config
     from iiotlab.errors import ConfigError
 
     if (config_path is None) == (not from_env):
         raise ConfigError("give exactly one of --config FILE or --from-env", key="--config")
     config = config_from_env() if from_env else load_gateway_config(config_path)  # type: ignore[arg-type]
+    config = with_overrides(config, heartbeat_s=heartbeat, deadbands=deadbands or [])
     asyncio.run(serve(config))
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ import yaml
 from edge_gateway.config import (
     BrokerConfig,
     BufferConfig,
+    Deadband,
     GatewayConfig,
     ModbusSourceConfig,
     OpcuaSourceConfig,
@@ -170,3 +172,57 @@ def broker_host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     default = 8883 if parts.scheme == "mqtts" else 1883
     return parts.hostname or "127.0.0.1", parts.port or default
+
+
+def with_overrides(
+    config: GatewayConfig, *, heartbeat_s: float | None, deadbands: Sequence[str]
+) -> GatewayConfig:
+    """The config with `--heartbeat` and `--deadband TAG=VALUE[%]` applied."""
+    if heartbeat_s is not None and not (heartbeat_s > 0 and math.isfinite(heartbeat_s)):
+        raise ConfigError(
+            "not a positive number of seconds",
+            key="--heartbeat",
+            value=heartbeat_s,
+            expected="seconds > 0, e.g. 5",
+        )
+    rules = dict(parse_deadband(text) for text in deadbands)
+    known = {tag.name for tag in config.tags}
+    for name in rules:
+        if name not in known:
+            raise ConfigError(
+                f"no tag {name!r} in this config",
+                key="--deadband",
+                value=name,
+                expected="one of " + ", ".join(sorted(known)),
+            )
+    tags = [
+        tag.model_copy(update={"deadband": rules[tag.name]}) if tag.name in rules else tag
+        for tag in config.tags
+    ]
+    update: dict[str, object] = {"tags": tags}
+    if heartbeat_s is not None:
+        update["heartbeat_s"] = heartbeat_s
+    return config.model_copy(update=update)
+
+
+def parse_deadband(text: str) -> tuple[str, Deadband]:
+    """`level=0.02` (engineering units) or `level=1%` (of the tag's range)."""
+    name, sep, amount = text.partition("=")
+    percent = amount.strip().endswith("%")
+    number = amount.strip().rstrip("%").strip()
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    if not sep or not name.strip() or not math.isfinite(value) or value < 0:
+        raise ConfigError(
+            "not a deadband",
+            key="--deadband",
+            value=text,
+            expected="TAG=VALUE or TAG=VALUE% with VALUE >= 0, e.g. level=0.02 or level=1%",
+        )
+    if percent and value > 100:
+        raise ConfigError(
+            "a percent deadband is at most 100", key="--deadband", value=text, expected="0-100%"
+        )
+    return name.strip(), Deadband(percent=value) if percent else Deadband(absolute=value)

@@ -44,6 +44,10 @@ async def test_run_from_env_until_sigterm(tmp_path: Path) -> None:
             "gateway",
             "run",
             "--from-env",
+            "--heartbeat",
+            "2",
+            "--deadband",
+            "level=1%",
             env=env,
             stderr=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -109,3 +113,36 @@ async def test_bad_config_prints_the_place_not_a_traceback(tmp_path: Path) -> No
     text = stderr.decode()
     assert f"{bad}:4: unknown key; key 'brokr'" in text
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--deadband", "nosuch=1", "no tag 'nosuch' in this config"),
+        ("--deadband", "level", "TAG=VALUE or TAG=VALUE%"),
+        ("--deadband", "level=150%", "a percent deadband is at most 100"),
+        ("--heartbeat", "0", "not a positive number of seconds"),
+    ],
+)
+async def test_bad_override_names_the_option(
+    tmp_path: Path, flag: str, value: str, says: str
+) -> None:
+    async with Simulation(SimulationConfig(plants=("tank",), enable_opcua=False)) as sim:
+        sheet_path = tmp_path / "ds.json"
+        sheet_path.write_text(sim.datasheets["tank"].model_dump_json())
+    env = dict(os.environ, IIOTLAB_DATASHEET=str(sheet_path), IIOTLAB_STATE_DIR=str(tmp_path))
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "gateway",
+        "run",
+        "--from-env",
+        flag,
+        value,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    text = stderr.decode()
+    assert process.returncode == 2, text
+    assert flag in text and says in text and "Traceback" not in text

@@ -204,3 +204,25 @@ def test_config_from_env(tmp_path: Path) -> None:
     assert config.broker.url == "mqtt://u:p@127.0.0.1:11883"
     with pytest.raises(ConfigError, match="IIOTLAB_MODBUS_PORT"):
         config_from_env({"IIOTLAB_DATASHEET": str(sheet), "IIOTLAB_MODBUS_PORT": "x"})
+
+
+def test_overrides_set_heartbeat_and_deadbands_on_the_named_tags() -> None:
+    from edge_gateway.config import Deadband, GatewayConfig
+    from edge_gateway.config_builders import parse_deadband, with_overrides
+
+    config = GatewayConfig.model_validate(
+        {
+            "device": "d",
+            "broker": {"url": "mqtt://127.0.0.1:1883"},
+            "sources": {"plc": {"kind": "modbus", "host": "127.0.0.1", "port": 502}},
+            "tags": [
+                {"name": n, "source": "plc", "table": "holding", "address": i, "type": "int16"}
+                for i, n in enumerate(("a", "b"))
+            ],
+        }
+    )
+    changed = with_overrides(config, heartbeat_s=5, deadbands=["a=0.5", "b = 2 %"])
+    assert changed.heartbeat_s == 5
+    assert [t.deadband for t in changed.tags] == [Deadband(absolute=0.5), Deadband(percent=2)]
+    assert with_overrides(config, heartbeat_s=None, deadbands=[]) == config
+    assert parse_deadband("level=0") == ("level", Deadband(absolute=0))
