@@ -19,7 +19,15 @@ def _grade(
         None, "--gateway-cmd", help="Shell command that starts the gateway under test."
     ),
     gateway_running: bool = typer.Option(
-        False, "--gateway-running", help="The gateway runs already: print its variables, wait."
+        False,
+        "--gateway-running",
+        help="Practice: write OUT/gateway.env, wait for your own gateway started with it.",
+    ),
+    wait_gateway: float = typer.Option(
+        120.0,
+        "--wait-gateway",
+        min=1.0,
+        help="With --gateway-running: seconds to wait for your gateway's first message.",
     ),
     submission: Path | None = typer.Option(
         None, "--submission", help="Submission folder (gateway.cmd or run.sh; broker.yaml)."
@@ -37,6 +45,7 @@ def _grade(
             gateway_cmd=gateway_cmd,
             submission=submission,
             gateway_running=gateway_running,
+            gateway_wait_s=wait_gateway,
         )
     )
     if not result.gradable:

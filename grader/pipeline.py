@@ -6,7 +6,7 @@ from pathlib import Path
 
 from grader.environment import StudentRun
 from grader.results import Result
-from grader.runner import GatewaySpec, grade
+from grader.runner import GATEWAY_WAIT_S, GatewaySpec, grade
 from grader.signing import SigningKey, load_signing_key
 from grader.spec import LabSpec, load_lab
 from grader.submission import gateway_command, load_broker_policy
@@ -16,7 +16,12 @@ from iiotlab.variants import check_name
 
 
 def resolve_gateway(
-    lab: LabSpec, *, gateway_cmd: str | None, submission: Path | None, gateway_running: bool
+    lab: LabSpec,
+    *,
+    gateway_cmd: str | None,
+    submission: Path | None,
+    gateway_running: bool,
+    wait_s: float = GATEWAY_WAIT_S,
 ) -> GatewaySpec:
     chosen = sum((gateway_cmd is not None, gateway_running))
     if chosen > 1 or (chosen == 0 and submission is None):
@@ -28,7 +33,7 @@ def resolve_gateway(
         )
     cwd = (submission or Path.cwd()).resolve()
     if gateway_running:
-        return GatewaySpec(None, cwd, lab.memory_mb)
+        return GatewaySpec(None, cwd, lab.memory_mb, wait_s=wait_s)
     command = gateway_cmd if gateway_cmd is not None else gateway_command(cwd)
     return GatewaySpec(command, cwd, lab.memory_mb)
 
@@ -58,13 +63,18 @@ async def grade_one(
     gateway_cmd: str | None = None,
     submission: Path | None = None,
     gateway_running: bool = False,
+    gateway_wait_s: float = GATEWAY_WAIT_S,
     settings: Settings | None = None,
     key: SigningKey | None = None,
 ) -> Result:
     settings = settings or Settings.from_env()
     lab = load_lab(lab_path)
     gateway = resolve_gateway(
-        lab, gateway_cmd=gateway_cmd, submission=submission, gateway_running=gateway_running
+        lab,
+        gateway_cmd=gateway_cmd,
+        submission=submission,
+        gateway_running=gateway_running,
+        wait_s=gateway_wait_s,
     )
     run = student_run(lab, student, out, submission, settings)
     return await grade(run, gateway, key or load_signing_key(settings))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ from grader.spec import ScenarioStep
 
 logger = logging.getLogger(__name__)
 FINAL_WAIT_S = 1.0
+GATEWAY_WAIT_S = 120.0  # practice mode: how long to wait for the student's gateway
 
 
 def now_ms() -> int:
@@ -44,11 +47,16 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class GatewaySpec:
-    """How the gateway under test runs: a command the grader starts, or already running."""
+    """How the gateway under test runs: a command the grader starts, or the student's own.
+
+    `command` None is practice mode: the grader writes gateway.env and waits up to
+    `wait_s` for the first message of the student's gateway.
+    """
 
     command: str | None
     cwd: Path
     memory_mb: int = 1024
+    wait_s: float = GATEWAY_WAIT_S
 
 
 class LabRun:
@@ -63,11 +71,25 @@ class LabRun:
         self.started_ms = 0
         self.started_monotonic = 0.0
 
+    def _write_env_file(self) -> Path:
+        """gateway.env (shell-quoted, `set -a; . gateway.env`), written whole or not at all."""
+        env_file = self.env.run.out_dir / "gateway.env"
+        partial = env_file.with_name(".gateway.env.tmp")
+        lines = (f"{k}={shlex.quote(v)}\n" for k, v in self.env.gateway_env().items())
+        partial.write_text("".join(lines), encoding="utf-8")
+        os.replace(partial, env_file)
+        return env_file
+
     async def _start_gateway(self) -> None:
         if self.gateway.command is None:
-            env_file = self.env.run.out_dir / "gateway.env"
-            env_file.write_text("".join(f"{k}={v}\n" for k, v in self.env.gateway_env().items()))
-            logger.info("start your gateway with the variables in %s", env_file)
+            env_file = self._write_env_file()
+            logger.info(
+                "start your gateway with the variables in %s (e.g. set -a; . %s; set +a); "
+                "waiting up to %g s for its first message",
+                env_file,
+                shlex.quote(str(env_file)),
+                self.gateway.wait_s,
+            )
             return
         limit = int(self.lab.duration_s * 3 + 60)
         self.process = GatewayProcess(
@@ -132,12 +154,16 @@ class LabRun:
             tasks.append(asyncio.create_task(kind.probe(context), name=f"probe-{spec.id}"))
         return tasks
 
-    async def _wait_for_external_gateway(self, limit_s: float = 120.0) -> None:
+    async def _wait_for_external_gateway(self) -> None:
+        limit_s = self.gateway.wait_s
         deadline = time.monotonic() + limit_s
         while not self.env.messages and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         if not self.env.messages:
-            raise NotGradableError(f"no message from the running gateway within {limit_s:g} s")
+            raise NotGradableError(
+                f"practice mode: no message arrived from your gateway within {limit_s:g} s "
+                f"(start it with the variables in {self.env.run.out_dir / 'gateway.env'})"
+            )
 
     async def play(self) -> Observation:
         await self._start_gateway()

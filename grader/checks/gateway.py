@@ -64,6 +64,12 @@ def gateway_online(ctx: CheckContext[OnlineParams]) -> CheckOutcome:
             ("Last Will 'offline' published when the gateway was killed", 1, bool(offline))
         )
         parts.append(("status 'online' again after the restart", 1, bool(back)))
+    # practice mode (--gateway-running): the grader cannot kill the student's own gateway,
+    # so a skipped kill adds no Last Will parts: what was not played costs no points
+    skipped = [
+        {"action": "gateway_kill", "at_s": a.detail.get("at_s"), "why": a.detail.get("skipped")}
+        for a in obs.actions_named("gateway_kill_skipped")
+    ]
     evidence = {
         "expected": "retained status online at start; offline (Last Will) after each kill",
         "saw": [{"state": _state(m), "received_ms": m.received_ms} for m in statuses][:20],
@@ -71,6 +77,7 @@ def gateway_online(ctx: CheckContext[OnlineParams]) -> CheckOutcome:
         "first_online_ms": first_ms,
         "retained_probe": [{"ok": p.ok, "saw": p.saw} for p in retained],
         "kills": kills,
+        "skipped": skipped,
     }
     return ctx.outcome(parts, evidence)
 
@@ -152,9 +159,14 @@ class HeartbeatParams(CheckParams):
 
 
 def _quiet_windows(obs: Observation, margin_ms: int) -> list[tuple[int, int]]:
-    """Windows where silence is expected: outages, kills, plus a recovery margin."""
+    """Windows where silence is expected: outages, kills, plus a recovery margin.
+
+    A step the grader skipped (`gateway_kill_skipped` in practice mode) silenced nothing.
+    """
     return [
-        (a.started_ms, a.ended_ms + margin_ms) for a in obs.actions if a.action != "plant_event"
+        (a.started_ms, a.ended_ms + margin_ms)
+        for a in obs.actions
+        if a.action != "plant_event" and not a.action.endswith("_skipped")
     ]
 
 
