@@ -186,6 +186,35 @@ async def _read_tag(
     return raw
 
 
+async def _write_once(
+    ctx: ProbeContext[ModbusProtectionParams],
+    client: RawModbusClient,
+    function: int,
+    target: tuple[TagSpec, bytes, list[int] | list[bool]],
+) -> None:
+    tag, pdu, values = target
+    sent = ctx.now_ms()
+    try:
+        reply = await client.request(pdu)
+        code, saw = reply.exception_code, reply.describe()
+    except ModbusLinkError as exc:
+        code, saw = None, str(exc)
+    ctx.record(
+        f"write:fc{function}",
+        expected="a Modbus exception",
+        saw=saw,
+        ok=code is not None,
+        function=function,
+        tag=tag.name,
+        address=tag.modbus.address if tag.modbus else None,
+        values=list(values),
+        exception_code=code,
+        applicable=True,
+        sent_ms=sent,
+        received_ms=ctx.now_ms(),
+    )
+
+
 async def _attempt_writes(
     ctx: ProbeContext[ModbusProtectionParams],
     client: RawModbusClient,
@@ -195,38 +224,17 @@ async def _attempt_writes(
     targets = write_targets(ctx.datasheet, raw)
     dropped: list[int] = []
     for function in ctx.params.functions:
-        name = f"write:fc{function}"
         target = targets.get(function)
         if target is None:
             table = "coil" if function in (5, 15) else "holding register"
             saw = f"no writable {table} on the datasheet"
-            ctx.record(name, expected="", saw=saw, ok=False, function=function, applicable=False)
+            ctx.record(f"write:fc{function}", expected="", saw=saw, ok=False, applicable=False)
             continue
         if not client.connected:
             client = await _connect(ctx, client.port) or client
-        tag, pdu, values = target
-        sent = ctx.now_ms()
-        try:
-            reply = await client.request(pdu)
-            code, saw = reply.exception_code, reply.describe()
-        except ModbusLinkError as exc:
-            code, saw = None, str(exc)
+        await _write_once(ctx, client, function, target)
         if not client.connected:
             dropped.append(function)
-        ctx.record(
-            name,
-            expected="a Modbus exception",
-            saw=saw,
-            ok=code is not None,
-            function=function,
-            tag=tag.name,
-            address=tag.modbus.address if tag.modbus else None,
-            values=list(values),
-            exception_code=code,
-            applicable=True,
-            sent_ms=sent,
-            received_ms=ctx.now_ms(),
-        )
     kept = not dropped and client.connected
     saw = "kept open" if kept else f"closed after FC {', '.join(map(str, dropped)) or '?'}"
     ctx.record("connection", expected="kept open", saw=saw, ok=kept, dropped_after=dropped)
