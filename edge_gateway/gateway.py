@@ -29,6 +29,7 @@ from edge_gateway.publisher import (
 from edge_gateway.reporting import DeadbandRule, ReportByException
 from edge_gateway.sources.base import Source, SourceCycle
 from edge_gateway.transforms import TransformSet
+from iiotlab.lifecycle import Service
 from iiotlab.mqtt import MqttError
 from iiotlab.payloads import MetricValue, encode_payload, topic
 
@@ -38,7 +39,7 @@ STOP_DRAIN_S = 2.0
 FIRST_CONNECT_WAIT_S = 5.0
 
 
-class Gateway:
+class Gateway(Service):
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.counters = GatewayCounters()
@@ -121,13 +122,6 @@ class Gateway:
             await self._metrics_server.stop()
         self.buffer.close()
         logger.info("gateway stopped: %s", self.counters.summary())
-
-    async def __aenter__(self) -> Gateway:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def metrics_port(self) -> int | None:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from iiot_platform.alarms import Alarm, AlarmBook
 from iiot_platform.auth import TokenBook, TokenInfo
@@ -18,6 +18,7 @@ from iiot_platform.registry import DeviceRegistry
 from iiot_platform.rules import Rule, RuleEngine
 from iiot_platform.settings import PlatformSettings
 from iiot_platform.stores import TelemetryStore, make_store
+from iiotlab.lifecycle import Service
 from iiotlab.mqtt import MqttClient
 from iiotlab.payloads import Alarm as AlarmPayload
 from iiotlab.payloads import encode_payload, topic
@@ -25,7 +26,7 @@ from iiotlab.payloads import encode_payload, topic
 _log = logging.getLogger(__name__)
 
 
-class PlatformService:
+class PlatformService(Service):
     """Owns every long-lived part; `start()`/`stop()` (safe twice) or `async with`."""
 
     def __init__(self, settings: PlatformSettings, store: TelemetryStore | None = None) -> None:
@@ -53,13 +54,6 @@ class PlatformService:
         self.mqtt: MqttClient | None = None
         self.started_ms = 0
         self._tasks: list[asyncio.Task[None]] = []
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         if self._tasks:

@@ -9,13 +9,14 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from iiot_platform.app import create_app
 from iiot_platform.registry import DeviceRegistration
 from iiot_platform.service import PlatformService
 from iiot_platform.settings import ApiToken, PlatformSettings
 from iiotlab.certs import TlsFiles
+from iiotlab.lifecycle import Service
 from iiotlab.mqtt import Broker, BrokerConfig, BrokerUser, EmbeddedBroker
 
 _log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class StackConfig:
     course_secret: str | None = None
 
 
-class PlatformServer:
+class PlatformServer(Service):
     """The platform app under uvicorn on an already bound socket (port 0 works)."""
 
     def __init__(self, settings: PlatformSettings, host: str, port: int) -> None:
@@ -87,7 +88,7 @@ class PlatformServer:
             await asyncio.gather(task, return_exceptions=True)
 
 
-class LabStack:
+class LabStack(Service):
     """Everything `iiotlab up` runs; `info()` says where it is and how to log in."""
 
     def __init__(self, config: StackConfig) -> None:
@@ -100,13 +101,6 @@ class LabStack:
         self.broker_users: tuple[BrokerUser, ...] = ()
         self.tokens: tuple[ApiToken, ...] = ()
         self._started: list[Any] = []
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         try:

@@ -13,7 +13,6 @@ import contextvars
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -26,6 +25,7 @@ from pymodbus.transaction import TransactionManager
 
 from iiotlab.datasheet import Datasheet
 from iiotlab.errors import IiotlabError, RegisterCodecError
+from iiotlab.lifecycle import Service
 from simulators.base import InterlockError, PlantRuntime, TagAccessError, Value
 from simulators.register_map import ReadOnlyError, RegisterMap, UnmappedAddressError
 
@@ -108,7 +108,7 @@ class _TcpServer(ModbusTcpServer):  # type: ignore[misc]
         )
 
 
-class ModbusPlcServer:
+class ModbusPlcServer(Service):
     """Serves plants over Modbus TCP, one unit id per plant (from its datasheet)."""
 
     def __init__(
@@ -129,18 +129,6 @@ class ModbusPlcServer:
         self._server: _TcpServer | None = None
         self._relisten: asyncio.Task[None] | None = None
         self.link_up = False
-
-    async def __aenter__(self) -> ModbusPlcServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def unit_ids(self) -> list[int]:
         return list(self._devices)

@@ -13,13 +13,13 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from asyncua.server.internal_session import InternalSession
 from asyncua.server.server import Server
 
 from iiotlab.datasheet import Datasheet, OpcuaTagNode
+from iiotlab.lifecycle import Service
 from simulators.base import PlantRuntime, Value
 from simulators.opcua.address_space import PlantAddressSpace
 from simulators.opcua.layout import PlantLayout, plan_plant
@@ -44,7 +44,7 @@ SERVER_NAME = "iiotlab simulators"
 PLANT_METHODS: tuple[str, ...] = ("Start", "Stop", "ResetFault")
 
 
-class OpcuaPlantServer:
+class OpcuaPlantServer(Service):
     """OPC UA server over plant runtimes; `async with` or start()/stop()."""
 
     def __init__(
@@ -139,18 +139,6 @@ class OpcuaPlantServer:
             await asyncio.sleep(downtime)
         await server.bserver.start()
         _logger.info("OPC UA server restarted on %s", self.url)
-
-    async def __aenter__(self) -> OpcuaPlantServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def namespace_index(self, namespace_uri: str) -> int:
         """The namespace index the running server gave a datasheet's namespace_uri."""

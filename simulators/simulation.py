@@ -16,11 +16,12 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from iiotlab.datasheet import Datasheet
 from iiotlab.errors import ConfigError
+from iiotlab.lifecycle import Service
 from iiotlab.settings import DEVELOPMENT_COURSE_SECRET
 from iiotlab.variants import variant_random
 from simulators.base import PlantRuntime
@@ -74,7 +75,7 @@ class SimulationConfig:
     cert_dir: Path | None = None  # OPC UA server certificate; None = a temporary folder
 
 
-class Simulation:
+class Simulation(Service):
     """`async with Simulation(config) as sim:` serves the configured plants."""
 
     def __init__(self, config: SimulationConfig | None = None) -> None:
@@ -109,18 +110,6 @@ class Simulation:
         self.modbus_port = 0
         self.opcua_port = 0
         self.opcua_url = ""
-
-    async def __aenter__(self) -> Simulation:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def period_s(self) -> float:

@@ -21,6 +21,7 @@ from edge_gateway.metrics import GatewayCounters
 from edge_gateway.planner import ReadBlock, plan_reads
 from edge_gateway.sources.base import Backoff, CycleSink, SourceCycle, WriteError
 from iiotlab.errors import RegisterCodecError
+from iiotlab.lifecycle import Service
 from iiotlab.payloads import MetricValue
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class ModbusReadError(Exception):
     """The device answered a read with a Modbus exception (e.g. 02, illegal address)."""
 
 
-class ModbusSource:
+class ModbusSource(Service):
     def __init__(
         self,
         name: str,
@@ -106,13 +107,6 @@ class ModbusSource:
         client, self._client = self._client, None
         if client is not None:
             client.close()
-
-    async def __aenter__(self) -> ModbusSource:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     # -- polling ---------------------------------------------------------------------
     async def _poll_loop(self, interval: float, blocks: list[ReadBlock]) -> None:

@@ -28,6 +28,7 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from edge_gateway.config import OpcuaSourceConfig, TagConfig
 from edge_gateway.metrics import GatewayCounters
 from edge_gateway.sources.base import Backoff, CycleSink, SourceCycle, WriteError
+from iiotlab.lifecycle import Service
 from iiotlab.payloads import MetricValue
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class _DataChangeHandler:
         self._source._notify(node, val, data)
 
 
-class OpcuaSource:
+class OpcuaSource(Service):
     def __init__(
         self,
         name: str,
@@ -83,13 +84,6 @@ class OpcuaSource:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._close()
-
-    async def __aenter__(self) -> OpcuaSource:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     # -- session -----------------------------------------------------------------------
     async def _run(self) -> None:

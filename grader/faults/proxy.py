@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Self
+
+from iiotlab.lifecycle import Service
 
 logger = logging.getLogger(__name__)
 _CHUNK = 65536
 
 
-class TcpFaultProxy:
+class TcpFaultProxy(Service):
     def __init__(
         self, target_host: str, target_port: int, *, host: str = "127.0.0.1", port: int = 0
     ) -> None:
@@ -50,13 +51,6 @@ class TcpFaultProxy:
         if server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     def cut(self) -> None:
         """Drop every connection and refuse new ones (accept-then-reset) until restore()."""

@@ -20,6 +20,7 @@ from iiot_platform.stores.base import (
     SeriesPoint,
     TelemetryRecord,
 )
+from iiotlab.lifecycle import Service
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -118,7 +119,7 @@ def _latest_rows(records: Sequence[TelemetryRecord]) -> list[LatestRow]:
     return list(newest.values())
 
 
-class SqliteStore:
+class SqliteStore(Service):
     """The default store: a file in the platform's data folder."""
 
     name = "sqlite"
@@ -131,13 +132,6 @@ class SqliteStore:
 
     async def stop(self) -> None:
         await self._database.stop()
-
-    async def __aenter__(self) -> SqliteStore:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def write(self, records: Sequence[TelemetryRecord]) -> int:
         if not records:

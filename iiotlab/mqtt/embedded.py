@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from typing import Any, Self
+from typing import Any
 
 from amqtt.broker import Broker as AmqttBroker
 from amqtt.session import Session
 
+from iiotlab.lifecycle import Service
 from iiotlab.mqtt.broker import BrokerAddressMixin, BrokerConfig
 from iiotlab.mqtt.errors import BrokerStartError
 
@@ -72,7 +73,7 @@ class _LabAmqttBroker(AmqttBroker):  # type: ignore[misc]
             await handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False)
 
 
-class EmbeddedBroker(BrokerAddressMixin):
+class EmbeddedBroker(BrokerAddressMixin, Service):
     """amqtt 0.12 (MQTT 3.1.1) on ``config.host``; users, tenant ACL and TLS from ``config``.
 
     Port 0 binds an ephemeral port, read back from the listening socket. The first start
@@ -87,13 +88,6 @@ class EmbeddedBroker(BrokerAddressMixin):
         if self.config.tls is not None and self._tls_port is None:
             self._tls_port = 0
         self._broker: _LabAmqttBroker | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def running(self) -> bool:

@@ -17,8 +17,9 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Self
+from typing import IO
 
+from iiotlab.lifecycle import Service
 from iiotlab.mqtt.broker import BrokerAddressMixin, BrokerConfig, BrokerUser, pick_free_port
 from iiotlab.mqtt.errors import BrokerStartError
 
@@ -72,7 +73,7 @@ def acl_text(users: tuple[BrokerUser, ...]) -> str:
     return "\n".join(lines)
 
 
-class MosquittoBroker(BrokerAddressMixin):
+class MosquittoBroker(BrokerAddressMixin, Service):
     """Mosquitto as a subprocess; users, tenant ACL and TLS from ``config``."""
 
     def __init__(self, config: BrokerConfig | None = None, *, binary: Path | None = None) -> None:
@@ -86,13 +87,6 @@ class MosquittoBroker(BrokerAddressMixin):
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def running(self) -> bool:
