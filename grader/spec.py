@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from iiotlab.errors import ConfigError
 
@@ -116,6 +123,12 @@ class LabSpec(_Frozen):
                 raise ValueError(f"position {item} is not one of {sorted(POSITIONS)}")
             out.append(item)
         return out
+
+    @model_validator(mode="after")
+    def _proxy_needs_modbus(self) -> LabSpec:
+        if self.modbus_proxy and not self.modbus:
+            raise ValueError("modbus_proxy: true needs modbus: true (the proxy's upstream PLC)")
+        return self
 
     @property
     def device_name(self) -> str:

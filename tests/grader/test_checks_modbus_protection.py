@@ -14,7 +14,8 @@ from grader.checks.modbus_protection import (
 )
 from grader.observation import Observation, ProbeRecord, WriteRecord
 from grader.probes.modbus_client import ModbusReply, write_coils_pdu, write_registers_pdu
-from tests.grader.builders import SHEET, T0, flow_at, level_at, observation, run_check
+from grader.spec import LabSpec
+from tests.grader.builders import LAB, SHEET, T0, flow_at, level_at, observation, run_check
 
 pytestmark = pytest.mark.unit
 
@@ -254,3 +255,10 @@ def test_reply_parsing() -> None:
     assert ModbusReply(3, b"\x04\x12\x34\xab\xcd").registers() == [0x1234, 0xABCD]
     assert ModbusReply(1, b"\x01\x05").bits(3) == [True, False, True]
     assert ModbusReply(16, b"\x00\x14\x00\x02").exception_code is None
+
+
+def test_a_proxy_lab_needs_the_plc_behind_it() -> None:
+    base = LAB.model_dump(exclude={"directory"})
+    assert LabSpec.model_validate({**base, "modbus_proxy": True}).modbus_proxy
+    with pytest.raises(ValidationError, match="modbus_proxy: true needs modbus: true"):
+        LabSpec.model_validate({**base, "modbus_proxy": True, "modbus": False})
