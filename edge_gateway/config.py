@@ -143,6 +143,16 @@ class BrokerConfig(_Model):
         default=1000, ge=1, le=10000, description="publishes awaiting PUBACK at once"
     )
 
+    @model_validator(mode="after")
+    def _client_certificate(self) -> BrokerConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "cert_file and key_file go together (a client certificate and its key)"
+            )
+        if self.cert_file is not None and not self.url.startswith("mqtts://"):
+            raise ValueError("a client certificate needs TLS: use an mqtts:// url")
+        return self
+
 
 class BufferConfig(_Model):
     path: Path = Path("gateway-buffer.db")

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
+from pydantic import ValidationError
 
 from edge_gateway.config import (
     BrokerConfig,
@@ -119,7 +120,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> GatewayConfig:
     state_dir = Path(env.get("IIOTLAB_STATE_DIR") or ".")
     state_dir.mkdir(parents=True, exist_ok=True)
     ca = env.get("IIOTLAB_MQTT_CA")
-    return config_from_datasheet(
+    config = config_from_datasheet(
         datasheet,
         broker_url=env.get("IIOTLAB_MQTT_URL") or "mqtt://127.0.0.1:1883",
         tenant=env.get("IIOTLAB_TENANT") or None,
@@ -130,6 +131,21 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> GatewayConfig:
         buffer_path=state_dir / "gateway-buffer.db",
         ca_file=Path(ca) if ca else None,
     )
+    cert, key = env.get("IIOTLAB_MQTT_CERT"), env.get("IIOTLAB_MQTT_KEY")
+    if not cert and not key:
+        return config
+    try:
+        broker = BrokerConfig.model_validate(
+            {**config.broker.model_dump(), "cert_file": cert or None, "key_file": key or None}
+        )
+    except ValidationError as error:
+        raise ConfigError(
+            error.errors()[0]["msg"].removeprefix("Value error, "),
+            key="IIOTLAB_MQTT_CERT" if cert else "IIOTLAB_MQTT_KEY",
+            value=cert or key,
+            expected="IIOTLAB_MQTT_CERT and IIOTLAB_MQTT_KEY together, with an mqtts:// URL",
+        ) from None
+    return config.model_copy(update={"broker": broker})
 
 
 def config_to_yaml(config: GatewayConfig) -> str:

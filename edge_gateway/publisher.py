@@ -13,14 +13,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from edge_gateway.buffer import BufferedMessage, StoreAndForwardBuffer
 from edge_gateway.config import BrokerConfig
 from edge_gateway.metrics import GatewayCounters
 from edge_gateway.reporting import Report
 from edge_gateway.sources.base import Backoff
-from iiotlab.errors import ConfigError
 from iiotlab.mqtt import MqttClient, MqttConnectError, parse_mqtt_url
 from iiotlab.payloads import Status, Telemetry, encode_payload, topic
 
@@ -68,18 +66,12 @@ def broker_url(config: BrokerConfig) -> str:
 
 def make_client(config: BrokerConfig, *, tenant: str, device: str) -> MqttClient:
     """The gateway's MQTT client, with `offline` as its retained Last Will."""
-    if config.cert_file is not None or config.key_file is not None:
-        raise ConfigError(
-            "client certificates are not supported by iiotlab.mqtt yet",
-            key="broker.cert_file",
-            value=str(config.cert_file or config.key_file),
-            expected="user/password credentials with a CA file (broker.ca_file)",
-        )
-    ca_file = Path(config.ca_file) if config.ca_file is not None else None
     return MqttClient(
         broker_url(config),
         client_id=config.client_id or f"iiotlab-gw-{tenant}-{device}",
-        ca_file=ca_file,
+        ca_file=config.ca_file,
+        cert_file=config.cert_file,
+        key_file=config.key_file,
         will=(topic(tenant, device, "status"), status_payload("offline"), 1, True),
         keepalive=config.keepalive_s,
     )

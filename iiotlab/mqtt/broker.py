@@ -56,8 +56,16 @@ class BrokerConfig:
     tls: TlsFiles | None = None
     tls_port: int | None = None
     plaintext: bool = True
+    require_client_cert: bool = False  # mutual TLS: clients need a certificate of tls.ca_file
 
     def __post_init__(self) -> None:
+        if self.require_client_cert and self.tls is None:
+            raise ConfigError(
+                "client certificates are checked on the TLS listener, and there is none",
+                key="require_client_cert",
+                value=True,
+                expected="tls=TlsFiles(...) as well, or require_client_cert=False",
+            )
         if not self.plaintext and self.tls is None:
             raise ConfigError(
                 "a broker without a plaintext listener needs TLS",

@@ -40,6 +40,12 @@ def broker_command(
     no_plaintext: bool = typer.Option(
         False, "--no-plaintext", help="Only the TLS listener (needs --tls-dir)."
     ),
+    require_client_cert: bool = typer.Option(
+        False,
+        "--require-client-cert",
+        help="Mutual TLS: TLS clients need a certificate of the CA in --tls-dir "
+        "(client.crt/client.key there is one).",
+    ),
 ) -> None:
     """Run an MQTT broker (users, tenant ACL, TLS) until Ctrl-C / SIGTERM."""
     import asyncio
@@ -59,6 +65,7 @@ def broker_command(
         tls=make_tls_files(tls_dir, (host, "localhost", "127.0.0.1")) if tls_dir else None,
         tls_port=tls_port if tls_dir else None,
         plaintext=not no_plaintext,
+        require_client_cert=require_client_cert,
     )
     broker = make_broker(kind, config)  # type: ignore[arg-type]
 

@@ -24,6 +24,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from iiotlab.errors import ConfigError
 from iiotlab.mqtt.errors import MqttConnectError, MqttNotConnectedError, MqttSubscribeError
 from iiotlab.mqtt.url import MqttEndpoint, parse_mqtt_url
 
@@ -59,6 +60,8 @@ class MqttClient:
         *,
         client_id: str,
         ca_file: Path | None = None,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
         will: tuple[str, bytes, int, bool] | None = None,
         clean_start: bool = True,
         keepalive: int = 10,
@@ -69,6 +72,14 @@ class MqttClient:
         self.endpoint: MqttEndpoint = parse_mqtt_url(url)
         self.client_id = client_id
         self.ca_file = ca_file
+        if (cert_file is None) != (key_file is None):
+            raise ConfigError(
+                "a client certificate needs its key, and a key its certificate",
+                key="cert_file" if cert_file is None else "key_file",
+                value=str(cert_file or key_file),
+                expected="both cert_file and key_file, or neither",
+            )
+        self.cert_file, self.key_file = cert_file, key_file
         self.will = will
         self.clean_start = clean_start
         self.keepalive = keepalive
@@ -333,12 +344,27 @@ class MqttClient:
         if self.endpoint.username is not None:
             client.username_pw_set(self.endpoint.username, self.endpoint.password)
         if self.endpoint.tls:
-            client.tls_set(ca_certs=str(self.ca_file) if self.ca_file else None)
+            self._set_tls(client)
         if self.will is not None:
             topic, payload, qos, retain = self.will
             client.will_set(topic, payload, qos=qos, retain=retain)
         self._bind_callbacks(client, generation)
         return client
+
+    def _set_tls(self, client: paho.Client) -> None:
+        try:
+            client.tls_set(
+                ca_certs=str(self.ca_file) if self.ca_file else None,
+                certfile=str(self.cert_file) if self.cert_file else None,
+                keyfile=str(self.key_file) if self.key_file else None,
+            )
+        except (ssl.SSLError, OSError) as error:
+            raise ConfigError(
+                f"the TLS files do not load: {error}",
+                key="cert_file" if self.cert_file else "ca_file",
+                value=str(self.cert_file or self.ca_file),
+                expected="PEM files: a CA certificate, a client certificate and its matching key",
+            ) from None
 
     def _bind_callbacks(self, client: paho.Client, generation: int) -> None:
         def to_loop(handler: Callable[..., None], *args: Any) -> None:
@@ -371,6 +397,19 @@ class MqttClient:
         if generation == self._generation and self._connack and not self._connack.done():
             self._connack.set_result(reason)
 
+    def _early_close_hint(self) -> str:
+        if not self.endpoint.tls:
+            return "is this a TLS port reached with mqtt://?"
+        if self.cert_file is None:
+            return (
+                "the broker may require a client certificate (mutual TLS): pass cert_file "
+                "and key_file"
+            )
+        return (
+            f"the broker may not accept the client certificate {self.cert_file} "
+            "(signed by a CA it does not trust?)"
+        )
+
     def _handle_disconnect(self, generation: int, reason: ReasonCode) -> None:
         if generation != self._generation:
             return
@@ -378,7 +417,7 @@ class MqttClient:
             self._connack.set_exception(
                 MqttConnectError(
                     f"{self.endpoint.display()} closed the connection before CONNACK "
-                    f"({reason}); is this a TLS port reached with mqtt://?"
+                    f"({reason}); {self._early_close_hint()}"
                 )
             )
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,9 +54,17 @@ class _LabAmqttBroker(AmqttBroker):  # type: ignore[misc]
     Here they go one by one, in order, retain=False.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, require_client_cert: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._subscriptions = _SnapshotDict(self._subscriptions)  # type: ignore[has-type]
+        self._require_client_cert = require_client_cert
+
+    def _create_ssl_context(self, listener: Any) -> ssl.SSLContext:
+        """amqtt asks for a client certificate but accepts none (CERT_OPTIONAL)."""
+        context: ssl.SSLContext = AmqttBroker._create_ssl_context(listener)
+        if self._require_client_cert:
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
@@ -97,7 +106,9 @@ class EmbeddedBroker(BrokerAddressMixin, Service):
         """Open the listeners; raises BrokerStartError (e.g. port in use)."""
         if self._broker is not None:
             return
-        broker = _LabAmqttBroker(self._amqtt_config())
+        broker = _LabAmqttBroker(
+            self._amqtt_config(), require_client_cert=self.config.require_client_cert
+        )
         try:
             await broker.start()
         except Exception as error:  # amqtt wraps everything in its BrokerError

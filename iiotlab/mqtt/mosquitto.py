@@ -185,6 +185,8 @@ class MosquittoBroker(BrokerAddressMixin, Service):
                 f"certfile {tls.cert_file}",
                 f"keyfile {tls.key_file}",
             ]
+            if self.config.require_client_cert:
+                parts.append("require_certificate true")
         return "\n".join(parts) + "\n"
 
     async def _spawn_and_wait(self, directory: Path) -> str:

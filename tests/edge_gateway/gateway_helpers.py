@@ -43,8 +43,10 @@ def gateway_config(
 class Listener:
     """Subscribes to iiot/# and keeps every message (reconnects by itself)."""
 
-    def __init__(self, url: str) -> None:
-        self.client = MqttClient(url, client_id="gw-test-listener", reconnect_max_delay=0.5)
+    def __init__(self, url: str, **options: Any) -> None:
+        self.client = MqttClient(
+            url, client_id="gw-test-listener", reconnect_max_delay=0.5, **options
+        )
         self.messages: list[MqttMessage] = []
         self.online = asyncio.Event()  # set once subscribed, cleared while disconnected
         self.client.on_connection_change(
