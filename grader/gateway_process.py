@@ -19,11 +19,23 @@ from pathlib import Path
 from grader.observation import GatewayExit
 
 
+def _within_hard_limit(which: int, soft: int, hard: int) -> tuple[int, int]:
+    """(soft, hard) lowered to the grader's own hard limit (a `ulimit -v` in its shell):
+    raising a hard limit is refused, and the refusal would stop every gateway from starting."""
+    _, ceiling = resource.getrlimit(which)
+    if ceiling == resource.RLIM_INFINITY:
+        return soft, hard
+    return min(soft, ceiling), min(hard, ceiling)
+
+
 def _limits(memory_mb: int, cpu_s: int) -> Callable[[], None]:
+    memory = memory_mb * 1024 * 1024
+    address_space = _within_hard_limit(resource.RLIMIT_AS, memory, memory)
+    cpu = _within_hard_limit(resource.RLIMIT_CPU, cpu_s, cpu_s + 5)
+
     def apply() -> None:  # runs in the child between fork and exec
-        memory = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
+        resource.setrlimit(resource.RLIMIT_AS, address_space)
+        resource.setrlimit(resource.RLIMIT_CPU, cpu)
 
     return apply
 

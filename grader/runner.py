@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,15 @@ class LabRun:
                 self.started_monotonic,
                 self.probe_records,
             )
-            tasks.append(asyncio.create_task(kind.probe(context), name=f"probe-{spec.id}"))
+            name = f"probe of check {spec.id}"
+            tasks.append(asyncio.create_task(_guarded(name, kind.probe(context)), name=name))
+        return tasks
+
+    def _step_tasks(self) -> list[asyncio.Task[None]]:
+        tasks = []
+        for step in self.lab.scenario:
+            name = f"scenario step {step.action} at {step.at:g} s"
+            tasks.append(asyncio.create_task(_guarded(name, self._play(step)), name=name))
         return tasks
 
     async def _wait_for_external_gateway(self) -> None:
@@ -170,17 +179,27 @@ class LabRun:
         if self.process is None:
             await self._wait_for_external_gateway()
         self.started_ms, self.started_monotonic = now_ms(), time.monotonic()
-        tasks = [asyncio.create_task(self._play(s)) for s in self.lab.scenario]
-        tasks += self._probe_tasks()
+        tasks = self._step_tasks() + self._probe_tasks()
+        limit_s = self.lab.duration_s + 60
+        done = asyncio.gather(*tasks)
         try:
-            async with asyncio.timeout(self.lab.duration_s + 60):
-                done = asyncio.gather(*tasks)
-                await asyncio.sleep(self.lab.duration_s)
+            async with asyncio.timeout(limit_s):
+                # a step or probe that fails ends the run now, not after duration_s
+                await asyncio.wait([done], timeout=self.lab.duration_s)
+                if done.done() and not done.cancelled() and done.exception() is not None:
+                    done.result()
+                end = self.started_monotonic + self.lab.duration_s
+                await asyncio.sleep(max(0.0, end - time.monotonic()))
                 await done
+        except TimeoutError:
+            late = ", ".join(t.get_name() for t in tasks if not t.done()) or "?"
+            raise NotGradableError(f"the lab did not finish within {limit_s:g} s: {late}") from None
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if done.done() and not done.cancelled():
+                done.exception()  # retrieved: asyncio would log it as never retrieved
             finished = now_ms()
             if self.process is not None:
                 await self.process.stop()
@@ -212,6 +231,17 @@ class LabRun:
             gateway_exits=tuple(self.process.exits if self.process else ()),
             startup_s=self.lab.startup_s,
         )
+
+
+async def _guarded(name: str, work: Coroutine[Any, Any, None]) -> None:
+    """A scenario step or probe that fails is the grader's fault: not gradable, with why."""
+    try:
+        await work
+    except NotGradableError:
+        raise
+    except Exception as exc:  # CancelledError is no Exception: it passes
+        logger.exception("%s failed", name)
+        raise NotGradableError(f"{name} failed: {exc!r}") from exc
 
 
 def _save_messages(observation: Observation, out_dir: Path) -> None:
@@ -248,7 +278,8 @@ async def grade(run: StudentRun, gateway: GatewaySpec, key: SigningKey) -> Resul
         result = build_result(run.lab, run.student, run.seed, started, now_ms(), checks)
     except (NotGradableError, CheckCrashError, OSError, ImportError) as exc:
         logger.warning("%s/%s not gradable: %s", run.lab.id, run.student, exc)
-        result = not_gradable(run.lab, run.student, run.seed, started, now_ms(), str(exc))
+        reason = str(exc) or repr(exc)
+        result = not_gradable(run.lab, run.student, run.seed, started, now_ms(), reason)
     signed = result.model_copy(update={"signature": key.sign(result.unsigned())})
     write_result(signed, run.out_dir / "result.json")
     write_reports(signed, run.out_dir, run.lab.title.model_dump())

@@ -271,3 +271,69 @@ async def test_practice_mode_skips_the_kill_without_costing_points(
     assert check.evidence["kills"] == []
     skipped = check.evidence["skipped"]
     assert isinstance(skipped, list) and skipped and "gateway_kill" in str(skipped[0])
+
+
+# -- the grader's own failures ------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+async def test_a_step_the_grader_cannot_play_ends_the_run_at_once(
+    tmp_path: Path, key: SigningKey
+) -> None:
+    """A PLC outage on a lab without a PLC: not gradable with the reason, long before 30 s."""
+    lab = lab_copy(
+        NET,
+        tmp_path,
+        modbus=False,
+        duration_s=30,
+        opcua={"enabled": True},
+        scenario=[{"at": 1, "action": "plc_outage", "duration": 2}],
+    )
+    started = time.monotonic()
+    result = await grade_one(
+        lab,
+        "gus",
+        out=tmp_path / "out",
+        gateway_cmd="sleep 60",
+        settings=Settings(data_dir=tmp_path),
+        key=key,
+    )
+    assert not result.gradable and result.score == 0
+    assert "plc_outage" in (result.reason or "") and "no such link" in (result.reason or "")
+    assert time.monotonic() - started < 20
+
+
+LOWER_HARD_LIMIT = """
+import asyncio, resource, sys
+from pathlib import Path
+from grader.gateway_process import GatewayProcess
+
+cap = 3 * 1024**3  # a `ulimit -v` of 3 GB in the grader's shell; the lab asks for 8 GB
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+async def main() -> None:
+    folder = Path(sys.argv[1])
+    gateway = GatewayProcess(
+        "ulimit -v", cwd=folder, env={}, log_file=folder / "gateway.log", memory_mb=8192
+    )
+    await gateway.start()
+    while not gateway.exits:
+        await asyncio.sleep(0.05)
+    print(gateway.exits[0].returncode)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.timeout(30)
+def test_gateway_starts_when_the_graders_hard_limit_is_lower(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", LOWER_HARD_LIMIT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=25,
+        cwd=ROOT,
+        check=False,
+    )
+    assert completed.returncode == 0 and completed.stdout.strip() == "0", completed.stderr
+    assert str(3 * 1024 * 1024) in (tmp_path / "gateway.log").read_text()  # KB, capped
