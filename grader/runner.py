@@ -9,6 +9,7 @@ with gradable=false and the reason, never a zero.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -164,15 +165,25 @@ class LabRun:
         return tasks
 
     async def _wait_for_external_gateway(self) -> None:
+        """Until the student's gateway publishes (or, for a proxy lab, its port answers)."""
         limit_s = self.gateway.wait_s
         deadline = time.monotonic() + limit_s
-        while not self.env.messages and time.monotonic() < deadline:  # noqa: ASYNC110
+        proxy_port = self.env.student_proxy_port
+        while time.monotonic() < deadline:
+            if proxy_port is None and self.env.messages:
+                return
+            if proxy_port is not None and await _accepts(proxy_port):
+                return
             await asyncio.sleep(0.2)
-        if not self.env.messages:
-            raise NotGradableError(
-                f"practice mode: no message arrived from your gateway within {limit_s:g} s "
-                f"(start it with the variables in {self.env.run.out_dir / 'gateway.env'})"
-            )
+        what = (
+            f"your proxy did not accept a connection on port {proxy_port}"
+            if proxy_port is not None
+            else "no message arrived from your gateway"
+        )
+        raise NotGradableError(
+            f"practice mode: {what} within {limit_s:g} s "
+            f"(start it with the variables in {self.env.run.out_dir / 'gateway.env'})"
+        )
 
     async def play(self) -> Observation:
         await self._start_gateway()
@@ -242,6 +253,17 @@ async def _guarded(name: str, work: Coroutine[Any, Any, None]) -> None:
     except Exception as exc:  # CancelledError is no Exception: it passes
         logger.exception("%s failed", name)
         raise NotGradableError(f"{name} failed: {exc!r}") from exc
+
+
+async def _accepts(port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 def _save_messages(observation: Observation, out_dir: Path) -> None:

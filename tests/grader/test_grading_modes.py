@@ -337,3 +337,39 @@ def test_gateway_starts_when_the_graders_hard_limit_is_lower(tmp_path: Path) -> 
     )
     assert completed.returncode == 0 and completed.stdout.strip() == "0", completed.stderr
     assert str(3 * 1024 * 1024) in (tmp_path / "gateway.log").read_text()  # KB, capped
+
+
+@pytest.mark.timeout(90)
+def test_practice_mode_waits_for_a_proxy_lab_s_listening_port(tmp_path: Path) -> None:
+    """A proxy publishes nothing over MQTT: practice mode waits for its port instead."""
+    lab = ROOT / "labs" / "sec-02-modbus-write-protection"
+    out = tmp_path / "out"
+    env = {**os.environ, "IIOTLAB_DATA_DIR": str(tmp_path / "data")}
+    grader = subprocess.Popen(
+        [*GRADE, str(lab), "--student", "pia", "--gateway-running", "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proxy = None
+    try:
+        variables = env_file_values(out / "gateway.env", timeout_s=30)
+        assert variables["IIOTLAB_PROXY_PORT"]
+        time.sleep(1.0)  # the student takes a moment: the grader must keep waiting
+        with (tmp_path / "proxy.log").open("wb") as log:
+            proxy = subprocess.Popen(
+                [sys.executable, "proxy.py"],
+                cwd=lab / "solution",
+                env={**os.environ, **variables},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        stdout, stderr = grader.communicate(timeout=60)
+    finally:
+        if proxy is not None:
+            stop(proxy)
+        stop(grader)  # type: ignore[arg-type]
+    assert grader.returncode == 0, (stdout, stderr)
+    result = json.loads((out / "result.json").read_text())
+    assert result["gradable"] and result["score"] == result["max_score"] == 100, result

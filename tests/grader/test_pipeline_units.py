@@ -60,10 +60,17 @@ async def test_gateway_process_kill_restart_and_memory_limit(tmp_path: Path) -> 
         env={"IIOTLAB_TENANT": "alice"},
         log_file=log,
     )
+
+    async def started(times: int) -> None:  # the shell has run its echo
+        async with asyncio.timeout(10):
+            while not log.exists() or log.read_text().count("started alice") < times:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
     await process.start()
-    await asyncio.sleep(0.3)
+    await started(1)
     await process.kill()
     await process.start()
+    await started(2)
     await process.stop()
     await process.stop()  # safe twice
     assert [e.killed_by_grader for e in process.exits] == [True, True]
