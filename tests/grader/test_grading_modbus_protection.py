@@ -8,7 +8,6 @@ write log shows the grader's writes got through it.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import struct
 import sys
 import time
@@ -19,12 +18,11 @@ from typing import Any
 import pytest
 
 from grader.checks.modbus_protection import ModbusProtectionParams, probe_protection
-from grader.classmode import grade_class
 from grader.observation import ProbeRecord
 from grader.probes.context import ProbeContext
-from grader.results import read_result_data
 from grader.spec import load_lab
 from simulators.variants import build_datasheet
+from tests.grader.grading_helpers import grade_folders
 
 pytestmark = pytest.mark.integration
 
@@ -38,34 +36,21 @@ WRITES = (
 )
 
 
-def submission(root: Path, student: str, source: str) -> None:
-    folder = root / student
-    shutil.copytree(LAB / source, folder)
-    (folder / "gateway.cmd").write_text(f"exec {sys.executable} proxy.py\n")
-
-
 @pytest.mark.timeout(90)
 async def test_solution_refuses_writes_and_starter_lets_them_through(tmp_path: Path) -> None:
-    submissions = tmp_path / "submissions"
-    submission(submissions, "alice", "solution")
-    submission(submissions, "bob", "starter")
-    roster = tmp_path / "roster.csv"
-    roster.write_text("student\nalice\nbob\n")
-    out = tmp_path / "out"
-    rows = {
-        row.student: row
-        for row in await grade_class(LAB, roster, submissions, out, parallel=2, show_progress=False)
-    }
-    alice = {c["id"]: c for c in read_result_data(out / "alice" / "result.json")["checks"]}
+    command = f"exec {sys.executable} proxy.py"
+    rows, checks = await grade_folders(
+        LAB, tmp_path, {"alice": ("solution", command), "bob": ("starter", command)}
+    )
+    alice, bob = checks["alice"], checks["bob"]
     failed = {k: c["evidence"] for k, c in alice.items() if not c["passed"]}
-    assert rows["alice"].score == rows["alice"].max_score == 100, (failed, out)
+    assert rows["alice"].score == rows["alice"].max_score == 100, failed
     saw = alice["writes"]["evidence"]["saw"]
     assert all(saw["writes_refused"][fc] == "exception 01 (illegal function)" for fc in WRITES)
     assert saw["plc_unchanged"]["writes_at_plc"] == 0
     assert int(saw["survives"]["reads_after"].split()[0]) >= 11  # of the tank's 12 tags
     assert int(alice["reads"]["evidence"]["saw"]["reads"]["matching"].split()[0]) >= 11
 
-    bob = {c["id"]: c for c in read_result_data(out / "bob" / "result.json")["checks"]}
     assert rows["bob"].gradable
     assert bob["reads"]["passed"] and bob["reads"]["points"] == 30
     assert not bob["writes"]["passed"]

@@ -157,6 +157,16 @@ def env_file_values(path: Path, timeout_s: float) -> dict[str, str]:
     return values
 
 
+def practice_grader(lab: Path, student: str, out: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """`iiotlab grade LAB --gateway-running` as a student runs it, in the background."""
+    return subprocess.Popen(
+        [*GRADE, str(lab), "--student", student, "--gateway-running", "--out", str(out)],
+        env={**os.environ, "IIOTLAB_DATA_DIR": str(tmp_path / "data")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def start_student_gateway(variables: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as handle:
         return subprocess.Popen(
@@ -181,13 +191,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.mark.timeout(90)
 def test_practice_mode_cli_with_the_students_own_gateway(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    env = {**os.environ, "IIOTLAB_DATA_DIR": str(tmp_path / "data")}
-    grader = subprocess.Popen(
-        [*GRADE, str(NET), "--student", "pia", "--gateway-running", "--out", str(out)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    grader = practice_grader(NET, "pia", out, tmp_path)
     gateway = None
     try:
         variables = env_file_values(out / "gateway.env", timeout_s=30)
@@ -344,13 +348,7 @@ def test_practice_mode_waits_for_a_proxy_lab_s_listening_port(tmp_path: Path) ->
     """A proxy publishes nothing over MQTT: practice mode waits for its port instead."""
     lab = ROOT / "labs" / "sec-02-modbus-write-protection"
     out = tmp_path / "out"
-    env = {**os.environ, "IIOTLAB_DATA_DIR": str(tmp_path / "data")}
-    grader = subprocess.Popen(
-        [*GRADE, str(lab), "--student", "pia", "--gateway-running", "--out", str(out)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    grader = practice_grader(lab, "pia", out, tmp_path)
     proxy = None
     try:
         variables = env_file_values(out / "gateway.env", timeout_s=30)
