@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 from grader.classmode import grade_class
 
 ROOT = Path(__file__).resolve().parents[1]
+# the iiotlab of this interpreter, so the bench works without an activated venv
+IIOTLAB = Path(sys.executable).with_name("iiotlab")
 
 
 def make_class(root: Path, count: int) -> tuple[Path, Path]:
@@ -24,7 +27,7 @@ def make_class(root: Path, count: int) -> tuple[Path, Path]:
     for student in students:
         folder = root / "submissions" / student
         folder.mkdir(parents=True)
-        (folder / "gateway.cmd").write_text("iiotlab gateway run --from-env\n")
+        (folder / "gateway.cmd").write_text(f"{IIOTLAB} gateway run --from-env\n")
     roster = root / "roster.csv"
     roster.write_text("student\n" + "\n".join(students) + "\n")
     return roster, root / "submissions"
@@ -36,7 +39,8 @@ async def timed(lab: Path, roster: Path, submissions: Path, out: Path, parallel:
     elapsed = time.perf_counter() - start
     bad = [r for r in rows if not r.gradable or r.score != r.max_score]
     if bad:
-        print(f"  warning: {len(bad)} students not at full marks: {[r.status for r in bad][:3]}")
+        shown = [f"{r.student} {r.score:g}/{r.max_score:g} {r.status}" for r in bad][:3]
+        print(f"  warning: {len(bad)} students not at full marks: {shown}")
     return elapsed
 
 
