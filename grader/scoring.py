@@ -94,16 +94,5 @@ def build_result(
 def not_gradable(
     lab: LabSpec, student: str, seed: int, started_ms: int, finished_ms: int, reason: str
 ) -> Result:
-    return Result(
-        lab=lab.id,
-        student=student,
-        seed=f"{seed:016x}",
-        started=iso(started_ms),
-        finished=iso(finished_ms),
-        gradable=False,
-        reason=reason,
-        score=0.0,
-        max_score=lab.max_score,
-        checks=[],
-        versions=versions(),
-    )
+    result = build_result(lab, student, seed, started_ms, finished_ms, [])
+    return result.model_copy(update={"gradable": False, "reason": reason, "score": 0.0})

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from iiotlab.mqtt import BrokerKind
+from tests.broker_kinds import BROKER_KINDS
+
+
+@pytest.fixture(params=BROKER_KINDS)
+def broker_kind(request: pytest.FixtureRequest) -> BrokerKind:
+    """The broker kind under test; parametrises every test that asks for it."""
+    kind: BrokerKind = request.param
+    return kind
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -8,27 +8,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import pytest
 
 from iiotlab.mqtt import Broker, BrokerConfig, BrokerKind, make_broker
-from iiotlab.mqtt.mosquitto import find_mosquitto
 
 StartBroker = Callable[[], AbstractAsyncContextManager[Broker]]
-
-BROKER_KINDS = [
-    pytest.param("embedded", id="embedded"),
-    pytest.param(
-        "mosquitto",
-        id="mosquitto",
-        marks=[
-            pytest.mark.mosquitto,
-            pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed"),
-        ],
-    ),
-]
-
-
-@pytest.fixture(params=BROKER_KINDS)
-def broker_kind(request: pytest.FixtureRequest) -> BrokerKind:
-    kind: BrokerKind = request.param
-    return kind
 
 
 @pytest.fixture

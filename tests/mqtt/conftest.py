@@ -12,16 +12,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from mqtt_helpers import BROKER_KINDS, StartBroker
+from mqtt_helpers import StartBroker
 
 from iiotlab.certs import TlsFiles, make_tls_files
 from iiotlab.mqtt import Broker, BrokerConfig, BrokerKind, make_broker
-
-
-@pytest.fixture(params=BROKER_KINDS)
-def broker_kind(request: pytest.FixtureRequest) -> BrokerKind:
-    kind: BrokerKind = request.param
-    return kind
 
 
 @pytest.fixture

@@ -6,24 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import pytest
-
 from iiotlab.mqtt import Broker, BrokerConfig, MqttClient, MqttMessage
-from iiotlab.mqtt.mosquitto import find_mosquitto
-
-MOSQUITTO_MISSING = find_mosquitto() is None
-
-BROKER_KINDS = [
-    pytest.param("embedded", id="embedded"),
-    pytest.param(
-        "mosquitto",
-        id="mosquitto",
-        marks=[
-            pytest.mark.mosquitto,
-            pytest.mark.skipif(MOSQUITTO_MISSING, reason="the mosquitto binary is not installed"),
-        ],
-    ),
-]
 
 StartBroker = Callable[[BrokerConfig], AbstractAsyncContextManager[Broker]]
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mqtt_helpers import BROKER_KINDS, connected, receive
+from mqtt_helpers import connected, receive
 
 from iiotlab.errors import ConfigError
 from iiotlab.mqtt import BrokerKind, MqttClient, MqttConnectError
@@ -30,7 +30,6 @@ def test_user_option_forms() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("broker_kind", BROKER_KINDS)
 async def test_broker_command_serves_until_interrupted(broker_kind: BrokerKind) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _RUN, "broker", "--kind", broker_kind, "--port", "0",

@@ -10,17 +10,16 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from platform_helpers import BROKER_KINDS, RunningApp
+from platform_helpers import RunningApp
 
 from iiot_platform.app import create_app
 from iiot_platform.settings import PlatformSettings
 from iiotlab.mqtt import Broker, BrokerConfig, BrokerKind, make_broker
 
 
-@pytest.fixture(params=BROKER_KINDS)
-async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
-    kind: BrokerKind = request.param
-    instance = make_broker(kind, BrokerConfig())
+@pytest.fixture
+async def broker(broker_kind: BrokerKind) -> AsyncIterator[Broker]:
+    instance = make_broker(broker_kind, BrokerConfig())
     await instance.start()
     try:
         yield instance

@@ -10,24 +10,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from iiot_platform.service import PlatformService
 from iiotlab.mqtt import MqttClient
-from iiotlab.mqtt.mosquitto import find_mosquitto
-
-BROKER_KINDS = [
-    pytest.param("embedded", id="embedded"),
-    pytest.param(
-        "mosquitto",
-        id="mosquitto",
-        marks=[
-            pytest.mark.mosquitto,
-            pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed"),
-        ],
-    ),
-]
 
 RunningApp = Callable[..., AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]]
 
