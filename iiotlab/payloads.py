@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -14,16 +14,27 @@ from iiotlab.errors import PayloadError
 CONTRACT_VERSION = 1
 TOPIC_ROOT = "iiot"
 MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 16  # contract v1 needs 2 (the payload object, then metrics or quality)
+_MAX_INT_CHARS = 20  # "-9223372036854775808": longer integers cannot fit in 64 bits
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 MessageKind = Literal["telemetry", "status", "cmd", "cmd/ack", "alarm"]
 MetricValue = bool | int | float | str
 
 
+def _cut(text: str, limit: int = 60) -> str:
+    """Text cut to `limit` characters: reasons stay small whatever was sent."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short(value: object) -> str:
+    return _cut(repr(value))
+
+
 def topic(tenant: str, device: str, kind: MessageKind) -> str:
     for name, value in (("tenant", tenant), ("device", device)):
-        if not _SEGMENT.match(value):
-            raise PayloadError(f"{name} {value!r} is not a valid topic segment")
+        if not _SEGMENT.fullmatch(value):
+            raise PayloadError(f"{name} {_short(value)} is not a valid topic segment")
     return f"{TOPIC_ROOT}/{tenant}/{device}/{kind}"
 
 
@@ -31,12 +42,12 @@ def parse_topic(name: str) -> tuple[str, str, MessageKind]:
     """Split `iiot/{tenant}/{device}/{kind}`; raise PayloadError for anything else."""
     parts = name.split("/")
     if len(parts) < 4 or parts[0] != TOPIC_ROOT:
-        raise PayloadError(f"topic {name!r} is not iiot/{{tenant}}/{{device}}/{{kind}}")
+        raise PayloadError(f"topic {_short(name)} is not iiot/{{tenant}}/{{device}}/{{kind}}")
     tenant, device, kind = parts[1], parts[2], "/".join(parts[3:])
     if kind not in ("telemetry", "status", "cmd", "cmd/ack", "alarm"):
-        raise PayloadError(f"topic {name!r}: unknown message kind {kind!r}")
-    if not _SEGMENT.match(tenant) or not _SEGMENT.match(device):
-        raise PayloadError(f"topic {name!r}: tenant or device is not a valid segment")
+        raise PayloadError(f"topic {_short(name)}: unknown message kind {_short(kind)}")
+    if not _SEGMENT.fullmatch(tenant) or not _SEGMENT.fullmatch(device):
+        raise PayloadError(f"topic {_short(name)}: tenant or device is not a valid segment")
     return tenant, device, kind  # type: ignore[return-value]
 
 
@@ -61,7 +72,7 @@ class Telemetry(_Payload):
     def _finite(cls, metrics: dict[str, MetricValue]) -> dict[str, MetricValue]:
         for name, value in metrics.items():
             if not name or len(name) > 64:
-                raise ValueError(f"metric name {name!r} must be 1-64 characters")
+                raise ValueError(f"metric name {_short(name)} must be 1-64 characters")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"metric {name!r} is {value}, not a finite number")
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
@@ -105,31 +116,114 @@ MODELS: dict[str, type[_Payload]] = {
 }
 
 
-def decode_payload(kind: MessageKind | str, raw: bytes) -> _Payload:
-    """Validate raw MQTT bytes against contract v1; PayloadError says why not."""
-    model = MODELS.get(kind)
-    if model is None:
-        raise PayloadError(f"unknown message kind {kind!r}")
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"payload is {len(raw)} bytes, over the {MAX_PAYLOAD_BYTES} limit")
+def _reject_constant(name: str) -> object:
+    raise PayloadError(
+        f"payload has {name}, which is not JSON: send a finite number or leave the metric out"
+    )
+
+
+def _parse_int(digits: str) -> int:
+    if len(digits) > _MAX_INT_CHARS:
+        raise PayloadError(
+            f"payload has an integer of {len(digits.lstrip('-'))} digits: "
+            "integers must fit in 64 bits"
+        )
+    return int(digits)
+
+
+def _depth_of(data: object, limit: int) -> int:
+    """Nesting depth of parsed JSON (an object or array counts one level), capped at
+    limit + 1; iterative, so no input can exhaust the stack."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(data, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        values = item.values() if isinstance(item, dict) else item
+        pending.extend((value, depth + 1) for value in values if isinstance(value, dict | list))
+    return deepest
+
+
+def _too_deep(limit: int, depth: int | None = None) -> PayloadError:
+    found = f"{depth} levels deep" if depth is not None else "hundreds of levels deep"
+    return PayloadError(
+        f"payload nests objects/arrays {found}, over the limit of {limit}: "
+        "contract v1 payloads are an object of flat values (metrics, quality)"
+    )
+
+
+def _parse_json(raw: bytes, max_depth: int) -> object:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError(f"payload is not UTF-8 (byte {exc.start})") from None
     try:
-        data: Any = json.loads(text)
+        data: object = json.loads(text, parse_int=_parse_int, parse_constant=_reject_constant)
+    except RecursionError:
+        raise _too_deep(max_depth) from None
     except json.JSONDecodeError as exc:
         raise PayloadError(f"payload is not JSON: {exc.msg} at char {exc.pos}") from None
+    # Fewer brackets than the limit cannot nest past it: skip the walk for usual payloads.
+    if text.count("[") + text.count("{") > max_depth:
+        depth = _depth_of(data, max_depth)
+        if depth > max_depth:
+            raise _too_deep(max_depth, depth)
+    if "\\u" in text:
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PayloadError(
+                f"payload has a lone UTF-16 surrogate escape ({exc.object[exc.start]!a}):"
+                " strings must be valid Unicode"
+            ) from None
+    return data
+
+
+def decode_payload(
+    kind: MessageKind | str,
+    raw: bytes,
+    *,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> _Payload:
+    """Validate raw MQTT bytes against contract v1.
+
+    Raises PayloadError, and nothing else, for any input: its message is the reason.
+    """
+    try:
+        return _decode(kind, raw, max_bytes, max_depth)
+    except PayloadError:
+        raise
+    except RecursionError:
+        raise _too_deep(max_depth) from None
+    except Exception as exc:  # a bug here must not take the caller's batch with it
+        raise PayloadError(f"payload could not be decoded ({type(exc).__name__})") from None
+
+
+def _decode(kind: str, raw: bytes, max_bytes: int, max_depth: int) -> _Payload:
+    model = MODELS.get(kind)
+    if model is None:
+        raise PayloadError(f"unknown message kind {_short(kind)}")
+    if len(raw) > max_bytes:
+        raise PayloadError(
+            f"payload is {len(raw)} bytes, over the limit of {max_bytes} bytes: "
+            "send smaller messages (split the metrics over several messages)"
+        )
+    data = _parse_json(raw, max_depth)
     if not isinstance(data, dict):
         raise PayloadError("payload must be a JSON object")
     if data.get("v") != CONTRACT_VERSION:
-        raise PayloadError(f"payload 'v' is {data.get('v')!r}, contract v1 needs 1")
+        raise PayloadError(f"payload 'v' is {_short(data.get('v'))}, contract v1 needs 1")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise PayloadError(f"{kind}: field '{where}': {first['msg']}") from None
+        raise PayloadError(f"{kind}: field '{_cut(where)}': {first['msg']}") from None
 
 
 def encode_payload(payload: _Payload) -> bytes:

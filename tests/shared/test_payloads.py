@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -104,3 +105,108 @@ def test_topics() -> None:
             parse_topic(bad)
     with pytest.raises(PayloadError, match="tenant"):
         topic("a/b", "tank-1", "status")
+
+
+# Hostile input (issue #12): decode_payload raises PayloadError and nothing else.
+
+_HEAD = b'{"v":1,"device":"tank-1","seq":1,"ts":1,"metrics":{"x":'
+
+
+def _nested(depth: int) -> bytes:
+    return _HEAD + b"[" * depth + b"]" * depth + b"}}"
+
+
+@pytest.mark.parametrize("depth", [17, 1_000, 50_000])
+def test_deep_nesting_is_a_payload_error(depth: int) -> None:
+    with pytest.raises(PayloadError, match=r"nests objects/arrays .* over the limit of 16"):
+        decode_payload("telemetry", _nested(depth))
+
+
+def test_depth_limit_is_a_parameter() -> None:
+    with pytest.raises(PayloadError, match="3 levels deep, over the limit of 2"):
+        decode_payload("telemetry", _nested(1), max_depth=2)
+    flat = _telemetry()
+    assert isinstance(decode_payload("telemetry", flat, max_depth=2), Telemetry)
+    # brackets inside strings are not nesting
+    text = _telemetry(metrics={"label": "[" * 40 + "{" * 40})
+    assert isinstance(decode_payload("telemetry", text), Telemetry)
+
+
+def test_size_limit_is_a_parameter_and_says_what_to_change() -> None:
+    raw = _telemetry(metrics={"x": "a" * 900})
+    assert isinstance(decode_payload("telemetry", raw), Telemetry)
+    with pytest.raises(PayloadError, match=rf"{len(raw)} bytes, over the limit of 500 .*smaller"):
+        decode_payload("telemetry", raw, max_bytes=500)
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_not_json(constant: bytes) -> None:
+    with pytest.raises(PayloadError, match=r"not JSON.*finite"):
+        decode_payload("telemetry", _HEAD + constant + b"}}")
+
+
+@pytest.mark.parametrize("digits", [20, 21, 4_300, 5_000, 100_000])
+def test_huge_integers_say_64_bits(digits: int) -> None:
+    with pytest.raises(PayloadError, match="64 bits"):
+        decode_payload("telemetry", _HEAD + b"9" * digits + b"}}")
+    with pytest.raises(PayloadError):
+        decode_payload("telemetry", b'{"v":1,"device":"tank-1","seq":' + b"9" * digits + b"}")
+
+
+def test_lone_surrogate_is_refused_and_pairs_are_kept() -> None:
+    with pytest.raises(PayloadError, match="surrogate"):
+        decode_payload(
+            "telemetry", b'{"v":1,"device":"tank-1","seq":1,"ts":1,"metrics":{"\\ud800":1}}'
+        )
+    paired = decode_payload("telemetry", _HEAD + b'"\\ud83d\\ude00"}}')
+    assert isinstance(paired, Telemetry) and paired.metrics["x"] == "\U0001f600"
+
+
+def test_reasons_stay_short_whatever_was_sent() -> None:
+    for raw in (
+        b'{"v":"' + b"x" * 100_000 + b'"}',
+        _telemetry(metrics={"n" * 100_000: 1}),
+        _telemetry(quality={"q" * 100_000: "great"}),
+    ):
+        with pytest.raises(PayloadError) as caught:
+            decode_payload("telemetry", raw)
+        assert len(str(caught.value)) < 300
+    with pytest.raises(PayloadError) as caught:
+        parse_topic("iiot/" + "t" * 100_000 + "/d/telemetry")
+    assert len(str(caught.value)) < 300
+
+
+def test_topic_segment_must_match_whole() -> None:
+    with pytest.raises(PayloadError):
+        parse_topic("iiot/alice\n/tank-1/telemetry")
+
+
+_json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20)
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=30,
+)
+
+
+@given(st.binary(max_size=400))
+def test_any_bytes_give_a_payload_or_a_payload_error(raw: bytes) -> None:
+    for kind in ("telemetry", "status", "cmd", "cmd/ack", "alarm", "other"):
+        with contextlib.suppress(PayloadError):
+            decode_payload(kind, raw)
+
+
+@given(
+    value=_json_values,
+    wrap=st.integers(min_value=0, max_value=40),
+    kind=st.sampled_from(["telemetry", "status", "cmd", "cmd/ack", "alarm"]),
+)
+def test_any_json_gives_a_payload_or_a_payload_error(value: object, wrap: int, kind: str) -> None:
+    text = json.dumps({"v": 1, "device": "tank-1", "seq": 1, "ts": 1, "metrics": {"x": value}})
+    text = text.replace('"x": ', '"x": ' + "[" * wrap, 1)[:-2] + "]" * wrap + "}}"
+    try:
+        decode_payload(kind, text.encode())
+    except PayloadError as error:
+        assert len(str(error)) < 400
