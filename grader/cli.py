@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -12,8 +13,17 @@ class_app = typer.Typer(help="Grade a whole class.", no_args_is_help=True)
 lab_app = typer.Typer(help="Inspect labs.", no_args_is_help=True)
 
 
+LAB_HELP = "Lab id (see `iiotlab lab list`), lab folder or its lab.yaml."
+LABS_HELP = "Your own labs folder: lab ids are looked up there first."
+
+
+class ReadmeLanguage(StrEnum):
+    en = "en"
+    zh = "zh"
+
+
 def _grade(
-    lab: Path = typer.Argument(..., help="Lab folder (labs/<id>) or its lab.yaml."),
+    lab: str = typer.Argument(..., help=LAB_HELP),
     student: str = typer.Option(..., "--student", help="Student id (tenant, variant)."),
     gateway_cmd: str | None = typer.Option(
         None, "--gateway-cmd", help="Shell command that starts the gateway under test."
@@ -33,13 +43,15 @@ def _grade(
         None, "--submission", help="Submission folder (gateway.cmd or run.sh; broker.yaml)."
     ),
     out: Path = typer.Option(..., "--out", help="Folder for result.json, report.html, logs."),
+    labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP),
 ) -> None:
     """Grade one student's gateway on a lab; exit 0 when gradable (the score is in the result)."""
+    from grader.catalog import resolve_lab
     from grader.pipeline import grade_one
 
     result = asyncio.run(
         grade_one(
-            lab,
+            resolve_lab(lab, labs),
             student,
             out=out,
             gateway_cmd=gateway_cmd,
@@ -87,47 +99,92 @@ def _verify(
 
 @class_app.command("grade")
 def _class_grade(
-    lab: Path = typer.Option(..., "--lab", help="Lab folder (labs/<id>)."),
+    lab: str = typer.Option(..., "--lab", help=LAB_HELP),
     roster: Path = typer.Option(..., "--roster", help="CSV with a 'student' column."),
     submissions: Path = typer.Option(..., "--submissions", help="Folder of <student>/ folders."),
     out: Path = typer.Option(..., "--out", help="Folder for per-student results + gradebook."),
     parallel: int = typer.Option(2, "--parallel", min=1, max=64, help="Students at a time."),
+    labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP),
 ) -> None:
     """Grade every student of a roster, N at a time; writes gradebook.csv."""
+    from grader.catalog import resolve_lab
     from grader.classmode import grade_class
 
-    rows = asyncio.run(grade_class(lab, roster, submissions, out, parallel=parallel))
+    lab_path = resolve_lab(lab, labs)
+    rows = asyncio.run(grade_class(lab_path, roster, submissions, out, parallel=parallel))
     typer.echo(f"gradebook: {out / 'gradebook.csv'} ({len(rows)} students)")
 
 
 @lab_app.command("list")
-def _lab_list(
-    labs: Path = typer.Option(Path("labs"), "--labs", help="Folder holding the labs."),
-) -> None:
-    """List the labs with their track, positions and maximum score."""
+def _lab_list(labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP)) -> None:
+    """List the labs (yours from --labs, then the built-in ones) with track, positions, score."""
+    from grader.catalog import list_labs
     from grader.spec import load_lab
 
-    specs = [load_lab(path) for path in sorted(labs.glob("*/lab.yaml"))]
-    width = max((len(spec.id) for spec in specs), default=0)
-    for spec in specs:
+    entries = list_labs(labs)
+    if not entries:
+        where = f"in {labs} nor " if labs is not None else ""
+        typer.secho(
+            f"no labs found {where}among the built-in labs (package iiotlab_labs); "
+            "reinstall iiotlab, or give your own labs folder with --labs DIR",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        raise typer.Exit(1)
+    specs = [(entry, load_lab(entry.path)) for entry in entries]
+    width = max(len(spec.id) for _, spec in specs)
+    for entry, spec in specs:
         positions = ", ".join(str(p) for p in spec.positions)
+        source = "" if entry.builtin else f"  ({entry.path.parent})"
         typer.echo(
             f"{spec.id:<{width}}  {spec.track:<11} positions {positions:<12} "
-            f"max {spec.max_score:<4g} {spec.title.en}"
+            f"max {spec.max_score:<4g} {spec.title.en}{source}"
         )
 
 
 @lab_app.command("check")
-def _lab_check(lab: Path = typer.Argument(..., help="Lab folder or lab.yaml.")) -> None:
+def _lab_check(
+    lab: str = typer.Argument(..., help=LAB_HELP),
+    labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP),
+) -> None:
     """Validate a lab.yaml (unknown keys and check kinds are errors with their line)."""
+    from grader.catalog import resolve_lab
     from grader.spec import load_lab
 
-    spec = load_lab(lab)
+    spec = load_lab(resolve_lab(lab, labs))
     typer.echo(
         json.dumps(
             {"id": spec.id, "checks": [c.id for c in spec.checks], "max_score": spec.max_score}
         )
     )
+
+
+@lab_app.command("show")
+def _lab_show(
+    lab: str = typer.Argument(..., help=LAB_HELP),
+    lang: ReadmeLanguage = typer.Option(ReadmeLanguage.en, "--lang", help="README language."),
+    labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP),
+) -> None:
+    """Print a lab's README (the instructions)."""
+    from grader.catalog import readme_path, resolve_lab
+
+    readme = readme_path(resolve_lab(lab, labs), lang.value)
+    typer.echo(readme.read_text(encoding="utf-8"))
+
+
+@lab_app.command("copy")
+def _lab_copy(
+    lab: str = typer.Argument(..., help=LAB_HELP),
+    target: Path = typer.Argument(..., help="A new or empty folder to work in."),
+    labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP),
+) -> None:
+    """Copy a lab's READMEs and starter into a folder to work in (never the solution)."""
+    from grader.catalog import copy_lab, resolve_lab
+
+    written = copy_lab(resolve_lab(lab, labs), target)
+    for path in written:
+        typer.echo(f"  {path}")
+    typer.echo(f"grade it with: iiotlab grade {lab} --student YOU --submission {target} --out OUT")
 
 
 @lab_app.command("kinds")
@@ -138,6 +195,30 @@ def _lab_kinds() -> None:
     for kind in default_registry().kinds():
         params = ", ".join(kind.params.model_fields)
         typer.echo(f"{kind.name:<30} {kind.summary}  params: {params or '-'}")
+
+
+@class_app.command("verify")
+def _class_verify(
+    out: Path = typer.Argument(..., help="The class's out folder (gradebook.csv, <student>/)."),
+    public_key: Path | None = typer.Option(
+        None, "--public-key", help="PEM public key (default: this machine's signing key)."
+    ),
+) -> None:
+    """Recompute gradebook.csv from the signed results; exit 1 on any edited row or result."""
+    from grader.classmode import verify_gradebook
+    from grader.signing import load_public_key, load_signing_key
+    from iiotlab.settings import Settings
+
+    if public_key is not None:
+        key = load_public_key(public_key)
+    else:
+        key = load_signing_key(Settings.from_env()).private.public_key()
+    problems = verify_gradebook(out, key)
+    for problem in problems:
+        typer.secho(f"INVALID: {problem}", err=True, fg=typer.colors.RED)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"valid: {out / 'gradebook.csv'} matches its signed results")
 
 
 def register(app: typer.Typer) -> None:
