@@ -1,31 +1,53 @@
 """Ingestion of contract v1 messages fed as raw (topic, bytes): validate, deduplicate,
-store in batches, evaluate rules; anything invalid goes to the dead-letter store."""
+store in batches, evaluate rules; anything invalid goes to the dead-letter store.
+
+Hostile data and hostile neighbours (issue #12): a tenant over its rate has messages
+dropped and counted before they queue; an oversized message queues only its kept prefix;
+one bad message is dead-lettered on its own; a batch the store refuses is retried message
+by message, so valid messages never go down with a bad one; a message counts as seen
+(for duplicate detection) only once it is stored.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from iiot_platform.alarms import Alarm
 from iiot_platform.commands import CommandBook
-from iiot_platform.documents import DeadLetter, DocumentStore
+from iiot_platform.dead_letters import DeadLetter
+from iiot_platform.documents import DocumentStore
+from iiot_platform.limits import TenantRateLimiter
 from iiot_platform.registry import DeviceRegistry
 from iiot_platform.rules import RuleEngine
+from iiot_platform.settings import PlatformSettings
 from iiot_platform.stores.base import TelemetryRecord, TelemetryStore
 from iiotlab.errors import PayloadError
 from iiotlab.payloads import CommandAck, Status, Telemetry, decode_payload, parse_topic
 
 _log = logging.getLogger(__name__)
 _OUTBOUND = ("cmd", "alarm")  # topics the platform publishes itself
+_NAME_CHARS = 64  # tenant and device of a dead letter
+_TEXT_CHARS = 1024  # its topic and reason
+_SLICE_S = 0.01  # longest stretch of decoding before the event loop gets a turn
+_STORE_DOWN_AFTER = 5  # single writes failing in a row: the store is down, stop retrying
 
 
 @dataclass(frozen=True)
 class RawMessage:
+    """A received message; `payload` is only a prefix when `original_size` is larger."""
+
     topic: str
     payload: bytes
     received_ms: int
+    original_size: int | None = None
+
+    @property
+    def size(self) -> int:
+        return self.original_size if self.original_size is not None else len(self.payload)
 
 
 @dataclass
@@ -39,24 +61,46 @@ class IngestStats:
     acks: int = 0
     batches: int = 0
     errors: int = 0
+    failed_batches: int = 0
+    store_refused: int = 0
+    lost_batches: int = 0
+    lost_messages: int = 0
+    oversized: int = 0
+    rate_limited: int = 0
+    rate_limited_by_tenant: dict[str, int] = field(default_factory=dict)
+    queued: int = 0
+    queued_bytes: int = 0
+    last_error: str | None = None
+    last_error_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    record: TelemetryRecord
+    message: RawMessage
 
 
 @dataclass
 class _Batch:
-    records: list[TelemetryRecord] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _guess_owner(topic: str) -> tuple[str, str]:
     """Tenant and device of a topic that did not parse, for dead-letter visibility."""
-    parts = topic.split("/")
+    parts = topic.split("/", 3)
     if len(parts) >= 2 and parts[0] == "iiot":
         return parts[1], parts[2] if len(parts) > 2 else ""
     return "", ""
 
 
 class Ingestor:
-    """A bounded queue in front of one batch loop; `submit` waits when the queue is full."""
+    """A bounded queue (messages and bytes) in front of one batch loop; `submit` waits
+    when the queue is full, and drops a message of a tenant over its rate."""
 
     def __init__(
         self,
@@ -67,17 +111,34 @@ class Ingestor:
         rules: RuleEngine,
         commands: CommandBook,
         on_alarms: Callable[[list[Alarm]], Awaitable[None]],
-        batch_size: int = 2000,
-        queue_size: int = 50_000,
+        settings: PlatformSettings,
     ) -> None:
         self._store, self._documents, self._registry = store, documents, registry
         self._rules, self._commands, self._on_alarms = rules, commands, on_alarms
-        self._batch_size = batch_size
-        self._queue: asyncio.Queue[RawMessage] = asyncio.Queue(queue_size)
-        self.stats = IngestStats()
+        self._settings = settings
+        self._queue: asyncio.Queue[RawMessage] = asyncio.Queue(settings.queue_size)
+        self._room = asyncio.Event()
+        self.limiter = TenantRateLimiter(
+            settings.ingest_rate_per_tenant, settings.ingest_burst_per_tenant
+        )
+        self.stats = IngestStats(rate_limited_by_tenant=self.limiter.dropped)
 
     async def submit(self, topic: str, payload: bytes, received_ms: int) -> None:
-        await self._queue.put(RawMessage(topic, payload, received_ms))
+        self.stats.received += 1
+        if not self.limiter.allow(_guess_owner(topic)[0][:_NAME_CHARS]):
+            self.stats.rate_limited += 1
+            return
+        size = len(payload)
+        if size > self._settings.max_message_bytes:
+            payload = payload[: self._settings.dead_letter_payload_bytes]
+        while self.stats.queued_bytes and (
+            self.stats.queued_bytes + len(payload) > self._settings.queue_bytes
+        ):
+            self._room.clear()
+            await self._room.wait()
+        self.stats.queued_bytes += len(payload)
+        await self._queue.put(RawMessage(topic, payload, received_ms, size))
+        self.stats.queued = self._queue.qsize()
 
     async def join(self) -> None:
         """Return once everything submitted so far is processed."""
@@ -87,30 +148,109 @@ class Ingestor:
         """The batch loop: take what is queued (up to batch_size) and process it together."""
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < self._batch_size and not self._queue.empty():
+            while len(batch) < self._settings.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
                 await self.process(batch)
-            except Exception:
-                self.stats.errors += 1
-                _log.exception("ingestion batch of %d messages failed", len(batch))
+            except Exception as error:  # process() handles its own; this is a bug
+                self.stats.lost_batches += 1
+                self.stats.lost_messages += len(batch)
+                self._failed(f"ingestion batch of {len(batch)} messages lost", error)
             finally:
                 for _ in batch:
                     self._queue.task_done()
+                self.stats.queued_bytes -= sum(len(m.payload) for m in batch)
+                self.stats.queued = self._queue.qsize()
+                self._room.set()
 
     async def process(self, messages: list[RawMessage]) -> None:
         batch = _Batch()
+        paused = time.monotonic()
         for message in messages:
-            self._classify(message, batch)
-        self.stats.received += len(messages)
+            if time.monotonic() - paused > _SLICE_S:  # let servers sharing the loop run
+                await asyncio.sleep(0)
+                paused = time.monotonic()
+            try:
+                self._classify(message, batch)
+            except Exception as error:
+                self._failed("a message could not be processed", error)
+                reason = f"the platform could not process this message ({_describe(error)})"
+                self._dead(message, batch, reason)
         self.stats.batches += 1
-        self.stats.points_stored += await self._store.write(batch.records)
-        alarms = [event for record in batch.records for event in self._rules.evaluate(record)]
-        await self._documents.add_dead_letters(batch.letters)
-        self.stats.dead_letters += len(batch.letters)
-        await self._registry.flush()
-        if alarms:
-            await self._on_alarms(alarms)
+        stored = await self._store_batch(batch)
+        alarms = self._accept(stored)
+        await self._save_dead_letters(batch.letters)
+        try:
+            await self._registry.flush()
+            if alarms:
+                await self._on_alarms(alarms)
+        except Exception as error:
+            self._failed("saving devices or alarms failed", error)
+
+    async def _store_batch(self, batch: _Batch) -> list[_Pending]:
+        """Write the batch at once; when that fails, message by message."""
+        if not batch.pending:
+            return []
+        try:
+            self.stats.points_stored += await self._store.write([p.record for p in batch.pending])
+            return batch.pending
+        except Exception as error:
+            self.stats.failed_batches += 1
+            self._failed(f"a batch of {len(batch.pending)} messages failed to store", error)
+        stored: list[_Pending] = []
+        failures = 0
+        for pending in batch.pending:
+            if failures >= _STORE_DOWN_AFTER:
+                reason = "the store is unavailable; not stored (see /api/health)"
+                self._refused(pending, batch, reason)
+                continue
+            try:
+                self.stats.points_stored += await self._store.write([pending.record])
+            except Exception as error:
+                failures += 1
+                self._refused(pending, batch, f"the store refused this message: {_describe(error)}")
+            else:
+                failures = 0
+                stored.append(pending)
+        return stored
+
+    def _refused(self, pending: _Pending, batch: _Batch, reason: str) -> None:
+        self.stats.store_refused += 1
+        record = pending.record
+        self._dead(pending.message, batch, reason, record.tenant, record.device)
+
+    def _accept(self, stored: list[_Pending]) -> list[Alarm]:
+        """Count stored messages as seen (a repeat inside the batch is a duplicate), then
+        run the rules on them."""
+        alarms: list[Alarm] = []
+        for pending in stored:
+            record = pending.record
+            received_ms = pending.message.received_ms
+            if not self._registry.accept(record.tenant, record.device, record.seq, received_ms):
+                self.stats.duplicates += 1
+                continue
+            try:
+                alarms.extend(self._rules.evaluate(record))
+            except Exception as error:
+                self._failed(f"rules on {record.tenant}/{record.device} failed", error)
+        return alarms
+
+    async def _save_dead_letters(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        try:
+            await self._documents.dead_letters.add(letters)
+        except Exception as error:
+            self.stats.lost_messages += len(letters)
+            self._failed(f"{len(letters)} dead letters could not be saved", error)
+        else:
+            self.stats.dead_letters += len(letters)
+
+    def _failed(self, what: str, error: BaseException) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = _cut(f"{what}: {_describe(error)}", _TEXT_CHARS)
+        self.stats.last_error_ms = int(time.time() * 1000)
+        _log.error("%s", self.stats.last_error, exc_info=error)
 
     def _classify(self, message: RawMessage, batch: _Batch) -> None:
         try:
@@ -120,8 +260,20 @@ class Ingestor:
             return
         if kind in _OUTBOUND:
             return
+        limit = self._settings.max_message_bytes
+        if message.size > limit:
+            self.stats.oversized += 1
+            reason = (
+                f"payload is {message.size} bytes, over the platform's limit of {limit} bytes"
+                " (setting max_message_bytes): send smaller messages;"
+                f" only the first {len(message.payload)} bytes are kept here"
+            )
+            self._dead(message, batch, reason, tenant, device)
+            return
         try:
-            payload = decode_payload(kind, message.payload)
+            payload = decode_payload(
+                kind, message.payload, max_bytes=limit, max_depth=self._settings.max_json_depth
+            )
         except PayloadError as error:
             self._dead(message, batch, str(error), tenant, device)
             return
@@ -144,14 +296,14 @@ class Ingestor:
             self._dead(message, batch, reason, tenant, device)
             return
         self.stats.telemetry += 1
-        if not self._registry.accept(tenant, device, payload.seq, message.received_ms):
+        if self._registry.seen(tenant, device, payload.seq):
+            self._registry.accept(tenant, device, payload.seq, message.received_ms)
             self.stats.duplicates += 1
             return
-        batch.records.append(
-            TelemetryRecord(
-                tenant, device, payload.seq, payload.ts, payload.metrics, payload.replayed
-            )
+        record = TelemetryRecord(
+            tenant, device, payload.seq, payload.ts, payload.metrics, payload.replayed
         )
+        batch.pending.append(_Pending(record, message))
 
     @staticmethod
     def _dead(
@@ -164,5 +316,17 @@ class Ingestor:
         if tenant is None or device is None:
             tenant, device = _guess_owner(message.topic)
         batch.letters.append(
-            DeadLetter(tenant, device, message.topic, message.received_ms, reason, message.payload)
+            DeadLetter(
+                tenant=_cut(tenant, _NAME_CHARS),
+                device=_cut(device, _NAME_CHARS),
+                topic=_cut(message.topic, _TEXT_CHARS),
+                received_ms=message.received_ms,
+                reason=_cut(reason, _TEXT_CHARS),
+                payload=message.payload,
+                size=message.size,
+            )
         )
+
+
+def _describe(error: BaseException) -> str:
+    return _cut(f"{type(error).__name__}: {error}", 300)

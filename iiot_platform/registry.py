@@ -90,8 +90,14 @@ class DeviceRegistry:
         self._dirty.add(key)
         return entry
 
+    def seen(self, tenant: str, device: str, seq: int) -> bool:
+        """Whether (device, seq) is among the device's last stored messages."""
+        found = self._seen.get((tenant, device))
+        return found is not None and seq in found[0]
+
     def accept(self, tenant: str, device: str, seq: int, received_ms: int) -> bool:
-        """Record a telemetry message; False when (device, seq) was already seen."""
+        """Record a stored telemetry message; False when (device, seq) was seen already
+        (counted as a duplicate). Call it only once the message is stored."""
         key = (tenant, device)
         seen, order = self._seen.setdefault(key, (set(), deque()))
         entry = self._ensure(tenant, device, received_ms)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from iiot_platform.alarms import Alarm, AlarmBook
 from iiot_platform.auth import TokenBook, TokenInfo
 from iiot_platform.commands import CommandBook, CommandRecord
+from iiot_platform.dead_letters import DeadLetterLimits
 from iiot_platform.documents import DocumentStore
 from iiot_platform.identifiers import IdentifierRecord, IdentifierRegistry, Prefix
 from iiot_platform.ingest import Ingestor
@@ -32,7 +33,12 @@ class PlatformService(Service):
     def __init__(self, settings: PlatformSettings, store: TelemetryStore | None = None) -> None:
         self.settings = settings
         self.documents = DocumentStore(
-            settings.data_dir / "platform.sqlite", settings.dead_letter_limit
+            settings.data_dir / "platform.sqlite",
+            DeadLetterLimits(
+                total=settings.dead_letter_limit,
+                per_tenant=settings.dead_letter_tenant_limit,
+                payload_bytes=settings.dead_letter_payload_bytes,
+            ),
         )
         self.store = store or make_store(settings)
         self.registry = DeviceRegistry(self.documents)
@@ -48,8 +54,7 @@ class PlatformService(Service):
             rules=self.rules,
             commands=self.commands,
             on_alarms=self.on_alarms,
-            batch_size=settings.batch_size,
-            queue_size=settings.queue_size,
+            settings=settings,
         )
         self.mqtt: MqttClient | None = None
         self.started_ms = 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from iiotlab.errors import ConfigError
+from iiotlab.payloads import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
 
 Role = Literal["student", "instructor", "admin"]
 ROLES: tuple[Role, ...] = ("student", "instructor", "admin")
@@ -44,8 +45,24 @@ class PlatformSettings:
     batch_size: int = 2000
     queue_size: int = 50_000
     stale_check_interval_s: float = 1.0
-    dead_letter_limit: int = 10_000
     mqtt_enabled: bool = True
+    # Limits against hostile data and hostile neighbours; docs/platform.md lists each.
+    queue_bytes: int = 64 * 1024 * 1024
+    max_message_bytes: int = MAX_PAYLOAD_BYTES
+    max_json_depth: int = MAX_JSON_DEPTH
+    ingest_rate_per_tenant: float = 2000.0
+    ingest_burst_per_tenant: int = 20_000
+    dead_letter_limit: int = 50_000
+    dead_letter_tenant_limit: int = 1000
+    dead_letter_payload_bytes: int = 16 * 1024
+    dead_letter_page_bytes: int = 256 * 1024
+    max_series_points: int = 10_000
+    health_window_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        for name in LIMITS:
+            if getattr(self, name) < 0:
+                raise ConfigError("a limit cannot be negative", key=name, value=getattr(self, name))
 
     @classmethod
     def from_env(
@@ -86,8 +103,46 @@ class PlatformSettings:
             values["auth_enabled"] = True
         if env.get("IIOTLAB_PLATFORM_AUTH", "").lower() in ("1", "true", "on", "yes"):
             values["auth_enabled"] = True
+        values.update(_limits_from_env(env))
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+# Each limit, the variable that sets it, and its type (docs/platform.md, "Limits").
+LIMITS: dict[str, tuple[str, type[int] | type[float]]] = {
+    "batch_size": ("IIOTLAB_PLATFORM_BATCH_SIZE", int),
+    "queue_size": ("IIOTLAB_PLATFORM_QUEUE_SIZE", int),
+    "queue_bytes": ("IIOTLAB_PLATFORM_QUEUE_BYTES", int),
+    "max_message_bytes": ("IIOTLAB_PLATFORM_MAX_MESSAGE_BYTES", int),
+    "max_json_depth": ("IIOTLAB_PLATFORM_MAX_JSON_DEPTH", int),
+    "ingest_rate_per_tenant": ("IIOTLAB_PLATFORM_INGEST_RATE", float),
+    "ingest_burst_per_tenant": ("IIOTLAB_PLATFORM_INGEST_BURST", int),
+    "dead_letter_limit": ("IIOTLAB_PLATFORM_DEAD_LETTER_LIMIT", int),
+    "dead_letter_tenant_limit": ("IIOTLAB_PLATFORM_DEAD_LETTER_TENANT_LIMIT", int),
+    "dead_letter_payload_bytes": ("IIOTLAB_PLATFORM_DEAD_LETTER_PAYLOAD_BYTES", int),
+    "dead_letter_page_bytes": ("IIOTLAB_PLATFORM_DEAD_LETTER_PAGE_BYTES", int),
+    "max_series_points": ("IIOTLAB_PLATFORM_MAX_SERIES_POINTS", int),
+    "health_window_s": ("IIOTLAB_PLATFORM_HEALTH_WINDOW_S", float),
+}
+
+
+def _limits_from_env(env: dict[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for field_name, (variable, kind) in LIMITS.items():
+        text = env.get(variable, "").strip()
+        if not text:
+            continue
+        try:
+            value = kind(text.replace("_", ""))
+        except ValueError:
+            raise ConfigError(
+                "not a number",
+                key=variable,
+                value=text,
+                expected="an integer" if kind is int else "a number",
+            ) from None
+        values[field_name] = value
+    return values
 
 
 def load_tokens(path: Path) -> tuple[ApiToken, ...]:

@@ -15,6 +15,7 @@ from iiot_platform.service import PlatformService
 from iiot_platform.stores.base import AGGREGATIONS, Aggregation, MetricValue
 
 router = APIRouter(prefix="/api", tags=["devices"])
+MAX_EPOCH_MS = 10**14  # contract v1 timestamps are below this (year 5138)
 
 
 class LatestOut(BaseModel):
@@ -33,6 +34,7 @@ class SeriesOut(BaseModel):
     interval_ms: int | None
     aggregation: Aggregation | None
     points: list[tuple[int, MetricValue]]
+    truncated: bool = False
 
 
 def _device(service: PlatformService, tenant: str, device: str) -> Device:
@@ -101,22 +103,32 @@ async def series(
     device: str,
     service: ServiceDep,
     principal: PrincipalDep,
-    metric: str,
-    start: Annotated[int | None, Query(description="epoch ms; default end - 10 min")] = None,
-    end: Annotated[int | None, Query(description="epoch ms (exclusive); default now")] = None,
-    interval: Annotated[int | None, Query(gt=0, description="ms per aggregate")] = None,
+    metric: Annotated[str, Query(min_length=1, max_length=64)],
+    start: Annotated[
+        int | None, Query(ge=0, le=MAX_EPOCH_MS, description="epoch ms; default end - 10 min")
+    ] = None,
+    end: Annotated[
+        int | None, Query(ge=1, le=MAX_EPOCH_MS, description="epoch ms (exclusive); default now")
+    ] = None,
+    interval: Annotated[
+        int | None, Query(ge=1, le=MAX_EPOCH_MS, description="ms per aggregate")
+    ] = None,
     aggregation: Annotated[str, Query(description="mean, min, max or last")] = "mean",
 ) -> SeriesOut:
+    """Raw points or aggregates; at most max_series_points (then `truncated` is true)."""
     require_tenant(principal, tenant)
     _device(service, tenant, device)
     if aggregation not in AGGREGATIONS:
         raise HTTPException(422, f"aggregation {aggregation!r}: expected one of {AGGREGATIONS}")
     end = end if end is not None else int(time.time() * 1000) + 1
-    start = start if start is not None else end - 600_000
+    start = start if start is not None else max(0, end - 600_000)
     if start >= end:
         raise HTTPException(422, f"start {start} must be before end {end}")
     agg: Aggregation = aggregation  # type: ignore[assignment]
-    points = await service.store.series(tenant, device, metric, start, end, interval, agg)
+    limit = service.settings.max_series_points
+    points = await service.store.series(
+        tenant, device, metric, start, end, interval, agg, limit=limit + 1
+    )
     return SeriesOut(
         tenant=tenant,
         device=device,
@@ -125,7 +137,8 @@ async def series(
         end=end,
         interval_ms=interval,
         aggregation=agg if interval else None,
-        points=[(p.ts, p.value) for p in points],
+        points=[(p.ts, p.value) for p in points[:limit]],
+        truncated=len(points) > limit,
     )
 
 
@@ -136,7 +149,9 @@ async def send_command(
     spec: CommandSpec,
     service: ServiceDep,
     principal: PrincipalDep,
-    wait: Annotated[float, Query(ge=0, le=30, description="seconds to wait for the ack")] = 0,
+    wait: Annotated[
+        float, Query(ge=0, le=30, allow_inf_nan=False, description="seconds to wait for the ack")
+    ] = 0,
 ) -> CommandRecord:
     """Publish a command on iiot/{tenant}/{device}/cmd; the ack updates it."""
     require_tenant(principal, tenant)

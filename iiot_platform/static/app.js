@@ -182,7 +182,7 @@
     for (const d of letters) {
       body.append(el("tr", { "data-dead-letter": d.id },
         el("td", {}, time(d.received_ms)), el("td", {}, d.topic), el("td", {}, d.reason),
-        el("td", {}, el("code", { class: "payload" }, d.payload_text.slice(0, 160)))));
+        el("td", {}, el("code", { class: "payload" }, d.preview))));
     }
   }
 
@@ -196,7 +196,7 @@
       ]);
       renderDevices(devices);
       renderAlarms(alarms);
-      renderDeadLetters(letters);
+      renderDeadLetters(letters.dead_letters);
       const device = devices.find((d) => d.tenant + "/" + d.device === state.selected);
       if (device) await refreshCharts(device);
       $("#status").textContent = t("updated") + " " + time(Date.now());

@@ -63,8 +63,10 @@ class TelemetryStore(Protocol):
         end_ms: int,
         interval_ms: int | None = None,
         aggregation: Aggregation = "mean",
+        limit: int | None = None,
     ) -> list[SeriesPoint]:
-        """Raw points in [start, end), or one aggregate per interval when interval_ms."""
+        """Raw points in [start, end), or one aggregate per interval when interval_ms;
+        the first `limit` of them when given."""
         ...
 
     async def count(self, tenant: str, device: str) -> int:

@@ -125,6 +125,7 @@ class InfluxStore:
         end_ms: int,
         interval_ms: int | None = None,
         aggregation: Aggregation = "mean",
+        limit: int | None = None,
     ) -> list[SeriesPoint]:
         flux = self._base(tenant, device, f"time(v: {start_ms}ms)", f"time(v: {end_ms}ms)")
         flux += f" |> filter(fn: (r) => r._field == {_flux_string(metric)})"
@@ -133,6 +134,8 @@ class InfluxStore:
                 f" |> aggregateWindow(every: {interval_ms}ms,"
                 f' fn: {_FLUX_FUNCTION[aggregation]}, createEmpty: false, timeSrc: "_start")'
             )
+        if limit is not None:
+            flux += f" |> limit(n: {int(limit)})"
         rows = await self._query(flux)
         return [
             SeriesPoint(int(row.get_time().timestamp() * 1000), row.get_value()) for row in rows

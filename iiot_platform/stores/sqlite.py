@@ -174,6 +174,7 @@ class SqliteStore(Service):
         end_ms: int,
         interval_ms: int | None = None,
         aggregation: Aggregation = "mean",
+        limit: int | None = None,
     ) -> list[SeriesPoint]:
         value = "json_extract(metrics, ?) AS v, json_type(metrics, ?) AS t"
         source = f"(SELECT ts, seq, {value} FROM messages WHERE tenant = ? AND device = ?"
@@ -194,6 +195,10 @@ class SqliteStore(Service):
                 f" FROM {source} WHERE t IN ('integer', 'real', 'true', 'false')"
                 " GROUP BY b ORDER BY b"
             )
+
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (*params, limit)
 
         def read(connection: sqlite3.Connection) -> list[SeriesPoint]:
             return [

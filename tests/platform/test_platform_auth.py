@@ -57,7 +57,9 @@ async def _seed_bob(api: httpx.AsyncClient, app: Any) -> dict[str, str]:
         headers=bob,
         json={"identifier": "88.200.7/BOB-1", "device": SECRET_DEVICE},
     )
+    letters = (await api.get("/api/dead-letters", headers=bob)).json()["dead_letters"]
     return {
+        "letter_id": str(letters[0]["id"]),
         "tenant": "bob",
         "device": SECRET_DEVICE,
         "rule_id": rule.json()["id"],
@@ -123,8 +125,10 @@ async def _bob_is_untouched(api: httpx.AsyncClient, ids: dict[str, str]) -> None
     assert [p["prefix"] for p in prefixes] == ["88.200.7"]
     identifiers = (await api.get("/api/identifiers", headers=bob)).json()
     assert [i["identifier"] for i in identifiers] == ["88.200.7/BOB-1"]
-    letters = (await api.get("/api/dead-letters", headers=bob)).json()
+    letters = (await api.get("/api/dead-letters", headers=bob)).json()["dead_letters"]
     assert len(letters) == 1 and letters[0]["tenant"] == "bob"
+    letter = (await api.get(f"/api/dead-letters/{ids['letter_id']}", headers=bob)).json()
+    assert letter["payload_base64"] == "/2Jyb2tlbg=="
 
 
 async def test_roles_and_missing_tokens(running_app: RunningApp) -> None:
