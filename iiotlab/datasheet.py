@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -16,6 +16,8 @@ DataType = Literal[
 ]
 WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 Access = Literal["r", "rw"]
+# Device identification objects are printable ASCII on the wire (one length byte each).
+IdentityText = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[ -~]+$")]
 
 
 class _Model(BaseModel):
@@ -69,11 +71,23 @@ class OpcuaInfo(_Model):
     users: list[dict[str, str]] = Field(default_factory=list)
 
 
+class DeviceIdentity(_Model):
+    """The vendor data a device reports on Modbus function 43 / MEI 14 (objects 0x00-0x05)."""
+
+    vendor_name: IdentityText
+    product_code: IdentityText
+    revision: IdentityText = Field(description="MajorMinorRevision, e.g. V2.11")
+    vendor_url: IdentityText | None = None
+    product_name: IdentityText | None = None
+    model_name: IdentityText | None = None
+
+
 class Datasheet(_Model):
     plant: str
     lab: str
     student: str
     device: str | None = None
+    identity: DeviceIdentity | None = None
     modbus: ModbusInfo
     opcua: OpcuaInfo
     tags: list[TagSpec]

@@ -10,7 +10,7 @@ from iiotlab.datasheet import Datasheet, TagSpec
 TABLE_TITLES = {
     "coil": "Coils (function codes 01, 05, 15)",
     "discrete": "Discrete inputs (function code 02)",
-    "holding": "Holding registers (function codes 03, 06, 16)",
+    "holding": "Holding registers (function codes 03, 06, 16, 23)",
     "input": "Input registers (function code 04)",
 }
 COLUMNS = (
@@ -37,12 +37,21 @@ NOTES = (
     "values extend the same rule to four registers. 16-bit values are big-endian.",
     "Strings hold two ASCII characters per register, high byte first, padded with NUL.",
     "bits16 rows are bits of one status word (bit 0 = least significant).",
+    "Function codes supported: 01, 02, 03, 04, 05, 06, 15, 16, 23 and 43 / MEI 14; any "
+    "other function code (diagnostics 08, 11, 12, 17, file records, 22, 24...) answers "
+    "exception 01 (illegal function).",
     "Reading or writing an address not listed in a table answers exception 02 "
     "(illegal data address), also for gaps between listed addresses. A write to a "
     "read-only tag or of a value outside its range answers exception 03; a command the "
     "equipment refuses (interlock) answers exception 04; a unit id not served answers 0B.",
 )
 _PREFIX = {"coil": 0, "discrete": 100000, "input": 300000, "holding": 400000}
+IDENTIFICATION_TITLE = "Device identification (function code 43 / MEI type 14)"
+IDENTIFICATION_COLUMNS = ("Object id", "Object", "Access", "Value")
+IDENTIFICATION_NOTE = (
+    "Conformity level 0x82: basic (read code 01) and regular (read code 02) stream access "
+    "and individual access (read code 04)."
+)
 
 
 def _type(tag: TagSpec) -> str:
@@ -87,6 +96,21 @@ def _tables(datasheet: Datasheet) -> Iterable[tuple[str, list[tuple[str, ...]]]]
             yield title, [_row(t) for t in tags]
 
 
+def _identification_rows(datasheet: Datasheet) -> list[tuple[str, str, str, str]]:
+    identity = datasheet.identity
+    if identity is None:
+        return []
+    objects = (
+        ("0x00", "VendorName", "basic", identity.vendor_name),
+        ("0x01", "ProductCode", "basic", identity.product_code),
+        ("0x02", "MajorMinorRevision", "basic", identity.revision),
+        ("0x03", "VendorUrl", "regular", identity.vendor_url),
+        ("0x04", "ProductName", "regular", identity.product_name),
+        ("0x05", "ModelName", "regular", identity.model_name),
+    )
+    return [(oid, name, access, value) for oid, name, access, value in objects if value]
+
+
 def _header_facts(datasheet: Datasheet) -> list[tuple[str, str]]:
     extra = datasheet.model_extra or {}
     endpoint = (
@@ -94,7 +118,19 @@ def _header_facts(datasheet: Datasheet) -> list[tuple[str, str]]:
         if datasheet.modbus.port
         else "given when the simulator starts"
     )
+    identity = datasheet.identity
+    maker = (
+        []
+        if identity is None
+        else [
+            ("Manufacturer", f"{identity.vendor_name} ({identity.vendor_url or 'no site'})"),
+            ("Product", identity.product_name or ""),
+            ("Order code", identity.product_code),
+            ("Firmware revision", identity.revision),
+        ]
+    )
     return [
+        *maker,
         ("Plant", datasheet.plant),
         ("Model", str(extra.get("model", ""))),
         ("Device name", datasheet.device or ""),
@@ -112,8 +148,15 @@ def _header_facts(datasheet: Datasheet) -> list[tuple[str, str]]:
     ]
 
 
+def _title(datasheet: Datasheet) -> str:
+    product = datasheet.identity.product_name if datasheet.identity else None
+    plant = datasheet.plant.capitalize()
+    name = f"{product} ({plant.lower()})" if product else plant
+    return f"{name} — Modbus TCP / OPC UA register manual"
+
+
 def render_markdown(datasheet: Datasheet) -> str:
-    lines = [f"# {datasheet.plant.capitalize()} — Modbus TCP / OPC UA register manual", ""]
+    lines = [f"# {_title(datasheet)}", ""]
     lines += ["| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in _header_facts(datasheet)]
     for title, rows in _tables(datasheet):
@@ -127,6 +170,12 @@ def render_markdown(datasheet: Datasheet) -> str:
         lines += [
             "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows
         ]
+    identification = _identification_rows(datasheet)
+    if identification:
+        lines += ["", f"## {IDENTIFICATION_TITLE}", ""]
+        lines += ["| " + " | ".join(IDENTIFICATION_COLUMNS) + " |", "|---|---|---|---|"]
+        lines += ["| " + " | ".join(row) + " |" for row in identification]
+        lines += ["", IDENTIFICATION_NOTE]
     lines += ["", "## OPC UA nodes", "", "| Tag | Node id | Access |", "|---|---|---|"]
     for tag in datasheet.tags:
         if tag.opcua is not None:
@@ -155,7 +204,7 @@ _STYLE = (
 
 
 def render_html(datasheet: Datasheet) -> str:
-    title = f"{datasheet.plant.capitalize()} — Modbus TCP / OPC UA register manual"
+    title = _title(datasheet)
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
@@ -164,6 +213,13 @@ def render_html(datasheet: Datasheet) -> str:
     ]
     for table_title, rows in _tables(datasheet):
         parts += [f"<h2>{html.escape(table_title)}</h2>", _html_table(COLUMNS, rows)]
+    identification = _identification_rows(datasheet)
+    if identification:
+        parts += [
+            f"<h2>{html.escape(IDENTIFICATION_TITLE)}</h2>",
+            _html_table(IDENTIFICATION_COLUMNS, identification),
+            f"<p>{html.escape(IDENTIFICATION_NOTE)}</p>",
+        ]
     nodes = [(t.name, t.opcua.node_id, t.access.upper()) for t in datasheet.tags if t.opcua]
     parts += [
         "<h2>OPC UA nodes</h2>",

@@ -17,6 +17,7 @@ from iiotlab.datasheet import Datasheet
 from iiotlab.registers import WORD_ORDERS
 from iiotlab.variants import check_name, derive_seed, variant_random
 from simulators.base import TagDefinition
+from simulators.identity import derive_identity
 from simulators.plants import plant_class
 from simulators.register_layout import (
     STRING_REGISTERS,
@@ -168,13 +169,15 @@ def build_variant(plant: str, lab: str, student: str, course_secret: str) -> Pla
         start = variant_random(seed, "energy-start").uniform(5.0, 30.0)
         constants.update(energy_wrap_kwh=wrap, initial_energy_kwh=wrap - start)
         tags = [_energy_range(t, wrap, placements["energy"].scale) for t in tags]
+    model = f"{object_name.upper()}-{seed % 9000 + 1000}"
     datasheet = Datasheet.model_validate(
         {
             "plant": plant,
             "lab": lab,
             "student": student,
             "device": device_name(plant),
-            "model": f"{object_name.upper()}-{seed % 9000 + 1000}",
+            "model": model,
+            "identity": derive_identity(plant, seed, model).model_dump(),
             "modbus": {"unit_id": unit_id_for(plant, seed)},
             "opcua": {
                 "namespace_uri": f"urn:iiotlab:{lab}:{student}",
