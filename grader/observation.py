@@ -10,14 +10,88 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 # The simulator's write log record, used as is (re-exported for the checks).
 from simulators.runtime import WriteRecord as WriteRecord
 
 Value = float | int | bool | str
+
+_INT_LIMIT = 2**63  # contract v1 integers fit in 64 bits; larger ones break float arithmetic
+
+
+def decode_json(payload: bytes) -> tuple[Any, str | None]:
+    """(the JSON value, None), or (None, why) when the payload is not JSON.
+
+    The payload is the student's: hostile input (50,000 nested brackets, invalid UTF-8, a
+    100,000-digit number) is a contract violation of theirs, never a crash of a check, so
+    whatever decoding raises is caught here.
+    """
+    try:
+        return json.loads(payload), None
+    except Exception as exc:  # RecursionError, ValueError, UnicodeDecodeError, MemoryError...
+        return None, f"not JSON ({type(exc).__name__})"
+
+
+def _integer(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < _INT_LIMIT:
+        return value
+    return None
+
+
+def _metric(value: object) -> bool:
+    """A metric value the checks can compare: bool, str, 64-bit int or finite float."""
+    if isinstance(value, bool | str):
+        return True
+    if isinstance(value, int):
+        return abs(value) < _INT_LIMIT
+    return isinstance(value, float) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class TelemetryRecord:
+    """One telemetry message, decoded defensively: fields that break the contract are None
+    (seq, ts, replayed) or left out (metrics, quality), so checks never see hostile types."""
+
+    received_ms: int
+    seq: int | None
+    ts: int | None
+    metrics: Mapping[str, Value]
+    quality: Mapping[str, str]
+    replayed: bool | None
+
+    @classmethod
+    def parse(cls, received_ms: int, data: object) -> TelemetryRecord | None:
+        if not isinstance(data, dict):
+            return None
+        metrics = data.get("metrics")
+        quality = data.get("quality")
+        replayed = data.get("replayed")
+        return cls(
+            received_ms,
+            _integer(data.get("seq")),
+            _integer(data.get("ts")),
+            {
+                str(k): v
+                for k, v in (metrics.items() if isinstance(metrics, dict) else ())
+                if _metric(v)
+            },
+            {
+                str(k): v
+                for k, v in (quality.items() if isinstance(quality, dict) else ())
+                if isinstance(v, str)
+            },
+            replayed if isinstance(replayed, bool) else None,
+        )
+
+    @property
+    def reported(self) -> set[str]:
+        """Metrics this message speaks about (a value, or a quality)."""
+        return set(self.metrics) | set(self.quality)
 
 
 @dataclass(frozen=True)
@@ -35,11 +109,8 @@ class ObservedMessage:
         return "/".join(parts[3:]) if len(parts) >= 4 else ""
 
     def json(self) -> Any:
-        """The payload as JSON, or None when it is not JSON."""
-        try:
-            return json.loads(self.payload)
-        except ValueError:
-            return None
+        """The payload as JSON, or None when it is not JSON (whatever it holds)."""
+        return decode_json(self.payload)[0]
 
 
 @dataclass(frozen=True)
@@ -130,6 +201,14 @@ class Observation:
     def of_kind(self, kind: str) -> list[ObservedMessage]:
         prefix = f"iiot/{self.tenant}/{self.device}/"
         return [m for m in self.messages if m.topic == prefix + kind]
+
+    @cached_property
+    def telemetry(self) -> tuple[TelemetryRecord, ...]:
+        """Every telemetry message that is a JSON object, decoded once, in arrival order."""
+        records = (
+            TelemetryRecord.parse(m.received_ms, m.json()) for m in self.of_kind("telemetry")
+        )
+        return tuple(r for r in records if r is not None)
 
     def actions_named(self, action: str) -> list[ActionRecord]:
         return [a for a in self.actions if a.action == action]

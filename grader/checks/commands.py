@@ -147,9 +147,15 @@ def command_refusal(ctx: CheckContext[CommandParams]) -> CheckOutcome:
         w for w in obs.writes if w.tag == d["metric"] and w.ok and w.ts_ms >= d["sent_ms"] - 50
     ]
     refused = ack is not None and ack.get("ok") is False and bool(ack.get("error"))
+    # a gateway that ignores commands writes nothing either: "not written" counts only
+    # from a gateway that answered the command, so silence earns nothing
     parts = [
         ("ack ok=false with an error text", 1.0, refused),
-        ("the PLC was not written", 1.0, not reached),
+        (
+            "the PLC was not written" + ("" if ack is not None else " (no answer to the command)"),
+            1.0,
+            ack is not None and not reached,
+        ),
     ]
     evidence = {
         "expected": {"ack": {"id": d["id"], "ok": False, "error": "<reason>"}, "write": None},

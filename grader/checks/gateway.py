@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from grader.checks.registry import CheckContext, CheckOutcome, CheckParams, check, probe
-from grader.observation import Observation, ObservedMessage
+from grader.observation import Observation, ObservedMessage, TelemetryRecord
 from iiotlab.errors import PayloadError
 from iiotlab.payloads import Telemetry, decode_payload, parse_topic
 
@@ -107,6 +107,8 @@ def _violation(obs: Observation, message: ObservedMessage, max_future_ms: int) -
         payload = decode_payload(kind, message.payload)
     except PayloadError as exc:
         return str(exc)
+    except Exception as exc:  # hostile input must be the sender's violation, never a crash
+        return f"payload could not be decoded ({type(exc).__name__})"
     if isinstance(payload, Telemetry) and payload.device != device:
         return f"payload device {payload.device!r} differs from the topic's {device!r}"
     ts = getattr(payload, "ts", None)
@@ -170,23 +172,10 @@ def _quiet_windows(obs: Observation, margin_ms: int) -> list[tuple[int, int]]:
     ]
 
 
-def _live_telemetry(obs: Observation) -> list[tuple[int, dict[str, Any]]]:
-    """(received_ms, payload) of live (not replayed) telemetry after start-up."""
-    out = []
-    for message in obs.of_kind("telemetry"):
-        data = message.json()
-        if (
-            isinstance(data, dict)
-            and not data.get("replayed")
-            and isinstance(data.get("metrics"), dict)
-            and message.received_ms >= obs.steady_from_ms
-        ):
-            out.append((message.received_ms, data))
-    return sorted(out, key=lambda item: item[0])
-
-
-def _reported(payload: dict[str, Any]) -> set[str]:
-    return set(payload.get("metrics") or {}) | set(payload.get("quality") or {})
+def _live_telemetry(obs: Observation) -> list[TelemetryRecord]:
+    """Live (not replayed) telemetry after start-up, in arrival order."""
+    live = [r for r in obs.telemetry if not r.replayed and r.received_ms >= obs.steady_from_ms]
+    return sorted(live, key=lambda r: r.received_ms)
 
 
 def _uncovered(start: int, end: int, quiet: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -204,16 +193,11 @@ def _uncovered(start: int, end: int, quiet: list[tuple[int, int]]) -> list[tuple
 
 def _all_metrics(obs: Observation) -> set[str]:
     """Every metric the gateway ever reported, start-up included."""
-    names: set[str] = set()
-    for message in obs.of_kind("telemetry"):
-        data = message.json()
-        if isinstance(data, dict):
-            names |= _reported(data)
-    return names
+    return set().union(*(r.reported for r in obs.telemetry)) if obs.telemetry else set()
 
 
 def _silences(
-    obs: Observation, live: list[tuple[int, dict[str, Any]]], params: HeartbeatParams
+    obs: Observation, live: list[TelemetryRecord], params: HeartbeatParams
 ) -> list[dict[str, Any]]:
     """Per metric, silences longer than the heartbeat outside outage windows."""
     quiet = _quiet_windows(obs, int(params.outage_margin_s * 1000))
@@ -221,7 +205,8 @@ def _silences(
     names = sorted(_all_metrics(obs))
     found = []
     for name in names:
-        times = [obs.steady_from_ms, *(t for t, p in live if name in _reported(p)), obs.finished_ms]
+        times = [obs.steady_from_ms, *(r.received_ms for r in live if name in r.reported)]
+        times.append(obs.finished_ms)
         for before, after in itertools.pairwise(times):
             longest = max((b - a for a, b in _uncovered(before, after, quiet)), default=0)
             if longest > limit_ms:
@@ -232,16 +217,15 @@ def _silences(
 
 
 def _deadband_violations(
-    live: list[tuple[int, dict[str, Any]]], deadband: dict[str, float]
+    live: list[TelemetryRecord], deadband: dict[str, float]
 ) -> list[dict[str, Any]]:
     """Changes inside the deadband sent in a partial report (a heartbeat sends everything)."""
-    everything = set().union(*(_reported(p) for _, p in live)) if live else set()
+    everything = set().union(*(r.reported for r in live)) if live else set()
     last: dict[str, float] = {}
     found = []
-    for received, payload in live:
-        metrics = payload.get("metrics") or {}
-        full = _reported(payload) >= everything
-        for name, value in metrics.items():
+    for record in live:
+        full = record.reported >= everything
+        for name, value in record.metrics.items():
             if not isinstance(value, int | float) or isinstance(value, bool):
                 continue
             inside = name in last and abs(value - last[name]) <= deadband.get(name, -1.0)
@@ -250,7 +234,7 @@ def _deadband_violations(
                 found.append(
                     {
                         "metric": name,
-                        "received_ms": received,
+                        "received_ms": record.received_ms,
                         "change": change,
                         "deadband": deadband[name],
                     }

@@ -154,10 +154,13 @@ def platform_alarm_raised(ctx: CheckContext[AlarmParams]) -> CheckOutcome:
     ]
     alarm_ts = (timely or alarms or [{}])[0].get("raised_ms")
     delay = alarm_ts - event_ts if alarm_ts is not None and event_ts is not None else None
+    # the event is the grader's doing, not the student's: it earns nothing by itself
+    what = f"raised within {params.within_s:g} s of the event"
+    if not events:
+        what += f" (no scenario event {params.event or ''} in the truth)".replace("  ", " ")
     parts = [
-        (f"scenario event {params.event or ''} happened".replace("  ", " "), 1.0, bool(events)),
         (f"an alarm on {params.metric} for {obs.device}", 1.0, bool(alarms)),
-        (f"raised within {params.within_s:g} s of the event", 2.0, bool(timely)),
+        (what, 2.0, bool(timely)),
     ]
     evidence = {
         "expected": f"an alarm on {params.metric} raised within {params.within_s:g} s "

@@ -31,13 +31,18 @@ ATTACKS = {
 @check("broker_security", params=BrokerSecurityParams)
 def broker_security(ctx: CheckContext[BrokerSecurityParams]) -> CheckOutcome:
     """The grader attacks the broker: anonymous, wrong password, cross-tenant, plaintext."""
-    records = {p.name: p for p in ctx.observation.probes_of(ctx.spec.id)}
+    obs = ctx.observation
+    records = {p.name: p for p in obs.probes_of(ctx.spec.id)}
     names = [n for n in ATTACKS if n != "plaintext_closed" or ctx.params.require_tls]
+    # a broker that serves nobody refuses every attack too: refusals count only when the
+    # lab's gateway got through it (a status or telemetry message on its tenant)
+    served = bool(obs.of_kind("status") or obs.of_kind("telemetry"))
+    unserved = "" if served else " (but the gateway never published through the broker)"
     parts = [
         (
-            ATTACKS[name] + ("" if name in records else " (not attempted)"),
+            ATTACKS[name] + ("" if name in records else " (not attempted)") + unserved,
             1.0,
-            name in records and records[name].ok,
+            served and name in records and records[name].ok,
         )
         for name in names
     ]
@@ -47,6 +52,7 @@ def broker_security(ctx: CheckContext[BrokerSecurityParams]) -> CheckOutcome:
         },
         "saw": {name: records[name].saw if name in records else "not attempted" for name in names},
         "where": "the grader's own MQTT connections to the lab broker",
+        "gateway_served": served,
     }
     return ctx.outcome(parts, evidence)
 

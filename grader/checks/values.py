@@ -1,15 +1,15 @@
 """values_match_truth: what the gateway sent, time-aligned on ts, against the simulator.
 
-When a tag does not match, the check re-decodes the truth's registers under the usual
-mistakes (other word order, scale/offset missing, neighbouring address, stale value) and
-names the one that explains what the gateway sent.
+When a tag does not match, the check tries the usual mistakes (other word order,
+scale/offset missing, neighbouring address, another tag, stale value) and names the one
+that explains what the gateway sent, or every one that explains it equally well.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -35,12 +35,9 @@ class ValuesParams(CheckParams):
 def gateway_samples(obs: Observation, tag: str) -> list[Sample]:
     """(ts, value) of a metric in every telemetry message sampled after the gateway started."""
     out: list[Sample] = []
-    for message in obs.of_kind("telemetry"):
-        data = message.json()
-        if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
-            continue
-        value, ts = data["metrics"].get(tag), data.get("ts")
-        if value is not None and isinstance(ts, int) and ts >= obs.started_ms - 1000:
+    for record in obs.telemetry:
+        value, ts = record.metrics.get(tag), record.ts
+        if value is not None and ts is not None and ts >= obs.started_ms - 1000:
             out.append((ts, value))
     return sorted(out, key=lambda item: item[0])
 
@@ -53,6 +50,21 @@ def _close(a: Value, b: Value | None, tolerance: float) -> bool:
     if not (math.isfinite(a) and math.isfinite(b)):
         return False
     return abs(a - b) <= tolerance + 1e-6 * abs(b)
+
+
+def _telling(a: Value, b: Value | None, tolerance: float) -> bool:
+    """Close, and evidence of it: tiny values agree relatively, not just within tolerance.
+
+    Anything near zero is within an absolute tolerance of anything else near zero (a
+    float32 whose bytes are reversed is a denormal around 1e-41, and so is an odd register
+    pair), so such a match explains nothing unless the two values really are the same.
+    """
+    if b is None or not _close(a, b, tolerance):
+        return False
+    if isinstance(a, bool | str) or isinstance(b, bool | str):
+        return True
+    size = max(abs(a), abs(b))
+    return size > tolerance or abs(a - b) <= 1e-3 * size
 
 
 def _truth_near(truth: TruthSeries, tag: str, ts: int, *, align_ms: int) -> list[Value]:
@@ -96,20 +108,18 @@ def _register_image(sheet: Datasheet, truth: TruthSeries, ts: int, table: str) -
 Explains = Callable[[int, Value], bool]  # (ts, value sent) -> does this mistake explain it?
 
 
-def _alternatives(
-    sheet: Datasheet, tag: TagSpec, truth: TruthSeries, tolerance: float, align_ms: int
+def _decoding_mistakes(
+    tag: TagSpec, truth: TruthSeries, tolerance: float, align_ms: int
 ) -> list[tuple[str, Explains]]:
-    """Mistakes to try, each a predicate on one sample.
+    """Decoding mistakes, each undone on the sent value and compared with the truth.
 
-    A decoding mistake (word order, scale, offset) is undone: the sent value is encoded back
-    with the gateway's wrong format and decoded with the datasheet's, then compared with the
-    truth. Going the other way (truth through the wrong format) is unusable: a swapped word
-    order turns noise in the low word into jumps far larger than any tolerance.
+    The sent value is encoded back with the gateway's wrong format and decoded with the
+    datasheet's. Going the other way (truth through the wrong format) is unusable: a swapped
+    word order turns noise in the low word into jumps far larger than any tolerance.
     """
     fmt = _fmt(tag)
-    if fmt is None or tag.modbus is None:
+    if fmt is None:
         return []
-    address, table = tag.modbus.address, tag.modbus.table
 
     def undone(wrong: RegisterFormat) -> Explains:
         def explains(ts: int, sent: Value) -> bool:
@@ -120,9 +130,36 @@ def _alternatives(
             except (RegisterCodecError, OverflowError, ValueError):
                 return False
             near = _truth_near(truth, tag.name, ts, align_ms=align_ms)
-            return any(_close(corrected, e, tolerance) for e in near)
+            return any(_telling(corrected, e, tolerance) for e in near)
 
         return explains
+
+    mistakes: list[tuple[str, Explains]] = []
+    for order in WORD_ORDERS:
+        if order != fmt.word_order and fmt.count > 1:
+            wrong = replace(fmt, word_order=order)
+            label = f"word order: decoded as {order}, the datasheet says {fmt.word_order}"
+            mistakes.append((label, undone(wrong)))
+    if fmt.scale != 1 or fmt.offset != 0:
+        label = "scale and offset not applied (raw register value sent)"
+        mistakes.append((label, undone(replace(fmt, scale=1.0, offset=0.0))))
+    if fmt.offset != 0 and fmt.scale != 1:  # with only one of them, the same as above
+        mistakes.append((f"offset {fmt.offset:g} not applied", undone(replace(fmt, offset=0.0))))
+        mistakes.append((f"scale {fmt.scale:g} not applied", undone(replace(fmt, scale=1.0))))
+    if fmt.scale != 1:
+        label = f"divided by the scale {fmt.scale:g} instead of multiplying"
+        mistakes.append((label, undone(replace(fmt, scale=1 / fmt.scale))))
+    return mistakes
+
+
+def _address_mistakes(
+    sheet: Datasheet, tag: TagSpec, truth: TruthSeries, tolerance: float
+) -> list[tuple[str, Explains]]:
+    """Reads one or two registers off, predicted from the truth's register image."""
+    fmt = _fmt(tag)
+    if fmt is None or tag.modbus is None:
+        return []
+    address, table = tag.modbus.address, tag.modbus.table
 
     def shifted(delta: int) -> Explains:
         def explains(ts: int, sent: Value) -> bool:
@@ -130,47 +167,45 @@ def _alternatives(
             wanted = [address + delta + i for i in range(fmt.count)]
             if any(a not in image for a in wanted):
                 return False  # nothing mapped there: no evidence either way
-            return _close(sent, decode([image[a] for a in wanted], fmt), tolerance)
+            return _telling(sent, decode([image[a] for a in wanted], fmt), tolerance)
 
         return explains
 
-    # An address shift is tried first: it is an exact, forward prediction, while undoing a
-    # decoding mistake tolerates noise and so could also fit a shifted read.
-    alts: list[tuple[str, Explains]] = []
-    for delta in (1, -1, 2, -2):
-        alts.append(
-            (
-                f"wrong address: read {table} {address + delta} instead of {address}"
-                + (" (1-based vs 0-based?)" if abs(delta) == 1 else ""),
-                shifted(delta),
-            )
+    return [
+        (
+            f"wrong address: read {table} {address + delta} instead of {address}"
+            + (" (1-based vs 0-based?)" if abs(delta) == 1 else ""),
+            shifted(delta),
         )
-    for order in WORD_ORDERS:
-        if order != fmt.word_order and fmt.count > 1:
-            alts.append(
-                (
-                    f"word order: decoded as {order}, the datasheet says {fmt.word_order}",
-                    undone(replace(fmt, word_order=order)),
-                )
-            )
-    if fmt.scale != 1 or fmt.offset != 0:
-        alts.append(
-            (
-                "scale and offset not applied (raw register value sent)",
-                undone(replace(fmt, scale=1.0, offset=0.0)),
-            )
-        )
-    if fmt.offset != 0:
-        alts.append((f"offset {fmt.offset:g} not applied", undone(replace(fmt, offset=0.0))))
-    if fmt.scale != 1:
-        alts.append((f"scale {fmt.scale:g} not applied", undone(replace(fmt, scale=1.0))))
-        alts.append(
-            (
-                f"divided by the scale {fmt.scale:g} instead of multiplying",
-                undone(replace(fmt, scale=1 / fmt.scale)),
-            )
-        )
-    return alts
+        for delta in (1, -1, 2, -2)
+    ]
+
+
+def _other_mistakes(
+    sheet: Datasheet, tag: TagSpec, truth: TruthSeries, tolerance: float
+) -> list[tuple[str, Explains]]:
+    """Another tag's values; the right tag's values, late (ts is not the sampling time)."""
+
+    def truth_of(name: str, lag_ms: int) -> Explains:
+        return lambda ts, sent: _telling(sent, truth.value_at(name, ts - lag_ms), tolerance)
+
+    mistakes = [
+        (f"wrong tag: the values are those of '{other.name}'", truth_of(other.name, 0))
+        for other in sheet.tags
+        if other.name != tag.name
+    ]
+    for lag_s in (1, 2, 5, 10):
+        label = f"stale: the values lag the plant by about {lag_s} s (ts is not the sampling time)"
+        mistakes.append((label, truth_of(tag.name, lag_s * 1000)))
+    return mistakes
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The mistake that explains what was sent, and every hypothesis that explains it."""
+
+    label: str
+    candidates: tuple[dict[str, Any], ...] = ()  # {"mistake", "explains": share}, best first
 
 
 def diagnose(
@@ -181,37 +216,42 @@ def diagnose(
     tolerance: float,
     min_fraction: float,
     align_ms: int = 600,
-) -> str:
-    """Name the mistake that explains the samples, or say what is known."""
+) -> Diagnosis:
+    """Name the mistake that explains the samples, or say what is known.
+
+    Every hypothesis is scored by the share of samples it explains (with values that tell,
+    see _telling); those reaching min_fraction are candidates. Hypotheses explaining the
+    series equally well (within one sample) are a tie and named together, the forward
+    predictions (address) first.
+    """
     if not samples:
-        return "never published"
-
-    def share(predicate: Explains) -> float:
-        return sum(1 for ts, v in samples if predicate(ts, v)) / len(samples)
-
-    def explains(expected: Callable[[int], Value | None]) -> bool:
-        return _fraction(samples, lambda ts: [expected(ts)], tolerance) >= min_fraction
-
-    for label, predicate in _alternatives(sheet, tag, truth, tolerance, align_ms):
-        if share(predicate) >= min_fraction:
-            return label
-    for other in sheet.tags:
-        if other.name != tag.name and explains(partial(truth.value_at, other.name)):
-            return f"wrong tag: the values are those of '{other.name}'"
+        return Diagnosis("never published")
+    hypotheses = [
+        *_address_mistakes(sheet, tag, truth, tolerance),
+        *_decoding_mistakes(tag, truth, tolerance, align_ms),
+        *_other_mistakes(sheet, tag, truth, tolerance),
+    ]
+    scored = [
+        (label, sum(1 for ts, v in samples if explains(ts, v)) / len(samples))
+        for label, explains in hypotheses
+    ]
+    accepted = sorted(
+        ((label, share) for label, share in scored if share >= min_fraction),
+        key=lambda item: -item[1],  # stable: equal shares keep the hypotheses' order
+    )
+    candidates = tuple({"mistake": label, "explains": round(share, 3)} for label, share in accepted)
+    if accepted:
+        best = accepted[0][1]
+        tied = [label for label, share in accepted if best - share <= 1 / len(samples)]
+        label = tied[0]
+        if len(tied) > 1:
+            label += " — or, explaining the values equally well: " + "; ".join(tied[1:])
+        return Diagnosis(label, candidates)
     sent = {v for _, v in samples}
     span = truth.values_between(tag.name, samples[0][0], samples[-1][0])
     if len(sent) == 1 and len(set(span)) > 1:
-        return "stale: the same value was sent while the plant's value changed"
-
-    def lagging(lag_s: int, ts: int) -> Value | None:
-        return truth.value_at(tag.name, ts - lag_s * 1000)
-
-    for lag_s in (1, 2, 5, 10):
-        if explains(partial(lagging, lag_s)):
-            return (
-                f"stale: the values lag the plant by about {lag_s} s (ts is not the sampling time)"
-            )
-    return "no known mistake explains the values; compare the chart"
+        return Diagnosis("stale: the same value was sent while the plant's value changed")
+    return Diagnosis("no known mistake explains the values; compare the chart")
 
 
 def _series(samples: Sequence[Sample], truth: TruthSeries, tag: str, points: int) -> dict[str, Any]:
@@ -252,7 +292,7 @@ def values_match_truth(ctx: CheckContext[ValuesParams]) -> CheckOutcome:
             ts, sent = samples[len(samples) // 2]
             entry.update(expected=obs.truth.value_at(tag.name, ts), saw=sent, where_ts=ts)
         if not ok:
-            entry["diagnosis"] = diagnose(
+            found = diagnose(
                 ctx.datasheet,
                 tag,
                 samples,
@@ -261,6 +301,8 @@ def values_match_truth(ctx: CheckContext[ValuesParams]) -> CheckOutcome:
                 params.min_fraction,
                 params.align_ms,
             )
+            entry["diagnosis"] = found.label
+            entry["diagnosis_candidates"] = list(found.candidates)
             entry["series"] = _series(samples, obs.truth, tag.name, params.chart_points)
         per_tag[tag.name] = entry
         label = f"{tag.name}: {fraction:.0%} of {len(samples)} samples match"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from grader.observation import ObservedMessage, OpcuaSession, ProbeRecord, WriteRecord
-from tests.grader.builders import T0, observation, run_check
+from tests.grader.builders import T0, good_stream, observation, run_check
 
 pytestmark = pytest.mark.unit
 
@@ -78,14 +78,23 @@ NAMES = (
 
 
 def test_broker_security_parts() -> None:
-    hardened = observation([], probes=tuple(attack(n, True) for n in NAMES))
+    served = good_stream(5)  # the gateway published through the broker
+    hardened = observation(served, probes=tuple(attack(n, True) for n in NAMES))
     assert run_check("broker_security", hardened).passed
-    anonymous = observation([], probes=tuple(attack(n, n != "anonymous") for n in NAMES))
+    anonymous = observation(served, probes=tuple(attack(n, n != "anonymous") for n in NAMES))
     outcome = run_check("broker_security", anonymous)
     assert outcome.points == 8 and outcome.evidence["saw"]["anonymous"] == "ACCEPTED"
-    no_tls = observation([], probes=tuple(attack(n, True) for n in NAMES[:4]))
+    no_tls = observation(served, probes=tuple(attack(n, True) for n in NAMES[:4]))
     assert run_check("broker_security", no_tls, require_tls=False).passed
     assert run_check("broker_security", no_tls).points == 8  # plaintext not attempted
+
+
+def test_a_broker_that_served_no_gateway_earns_nothing() -> None:
+    """Refusing every attacker proves nothing when the gateway got nowhere either."""
+    unused = observation([], probes=tuple(attack(n, True) for n in NAMES))
+    outcome = run_check("broker_security", unused)
+    assert outcome.points == 0 and outcome.evidence["gateway_served"] is False
+    assert "never published through the broker" in outcome.message
 
 
 def session(policy: str, mode: str, user: str | None = "maint") -> OpcuaSession:

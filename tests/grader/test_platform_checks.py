@@ -54,11 +54,14 @@ def test_alarm_within_window_passes_with_delay_evidence() -> None:
 def test_late_alarm_gets_partial_credit_and_wrong_metric_none() -> None:
     late = with_probes(answered("alarms", [alarm(T0 + 25_000)]), events=(EVENT,))
     outcome = run_check("platform_alarm_raised", late, metric="level", within_s=5)
-    assert not outcome.passed and outcome.points == 5.0  # event + alarm, not in time
+    assert not outcome.passed and outcome.points == 3.33  # an alarm, not in time
     assert outcome.evidence["saw"]["delay_ms"] == 15_000
     other = with_probes(answered("alarms", [alarm(T0 + 11_000, metric="flow")]), events=(EVENT,))
     outcome = run_check("platform_alarm_raised", other, metric="level", event="overflow")
-    assert outcome.points == 2.5 and outcome.evidence["saw"]["alarm_ts"] is None
+    assert outcome.points == 0 and outcome.evidence["saw"]["alarm_ts"] is None
+    # the scenario event is the grader's doing: it earns nothing without an alarm
+    nothing = with_probes(answered("alarms", []), events=(EVENT,))
+    assert run_check("platform_alarm_raised", nothing, metric="level").points == 0
 
 
 def test_alarm_check_without_platform_answer_scores_zero() -> None:
