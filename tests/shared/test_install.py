@@ -52,12 +52,22 @@ def _run(
     return done
 
 
+# Left out of the copy the wheel is built from: a stale build/lib would put files that
+# no longer exist into the wheel, and the rest is not source.
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "*.egg-info", "__pycache__", "*.pyc", ".*_cache", ".hypothesis"
+)
+
+
 def _build_wheel(into: Path) -> Path:
+    source = into / "source"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
+    wheels = into / "wheels"
     _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(into), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
         cwd=into,
     )
-    (wheel,) = into.glob("iiotlab-*.whl")
+    (wheel,) = wheels.glob("iiotlab-*.whl")
     return wheel
 
 
