@@ -9,8 +9,10 @@ from urllib.parse import quote
 
 from iiotlab.certs import TlsFiles
 from iiotlab.errors import ConfigError
+from iiotlab.payloads import MAX_PAYLOAD_BYTES
 
 _FORBIDDEN_TENANT_CHARACTERS = frozenset("/+#\x00")
+MQTT_MAX_PAYLOAD_BYTES = 268_435_455  # the largest remaining length MQTT can encode
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,20 @@ class BrokerConfig:
     tls_port: int | None = None
     plaintext: bool = True
     require_client_cert: bool = False  # mutual TLS: clients need a certificate of tls.ca_file
+    # Larger PUBLISH payloads are acknowledged and dropped (MQTT 3.1.1 cannot refuse one);
+    # None = no limit. The contract's own limit by default.
+    max_message_bytes: int | None = MAX_PAYLOAD_BYTES
 
     def __post_init__(self) -> None:
+        limit = self.max_message_bytes
+        if limit is not None and not 1 <= limit <= MQTT_MAX_PAYLOAD_BYTES:
+            raise ConfigError(
+                "invalid maximum message size",
+                key="max_message_bytes",
+                value=limit,
+                expected=f"a payload size in bytes from 1 to {MQTT_MAX_PAYLOAD_BYTES}, "
+                "or None for no limit",
+            )
         if self.require_client_cert and self.tls is None:
             raise ConfigError(
                 "client certificates are checked on the TLS listener, and there is none",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from amqtt.broker import Broker as AmqttBroker
@@ -17,6 +17,11 @@ from iiotlab.mqtt.errors import BrokerStartError
 
 _PLUGINS = "iiotlab.mqtt.amqtt_plugins"
 _STOP_TIMEOUT_S = 10.0
+# How long a closing connection may take to hand its acknowledged messages on; amqtt's
+# loop does a few hundred thousand a second, so this is a safety net, never a wait.
+_DRAIN_TIMEOUT_S = 30.0
+_DRAIN_POLL_S = 0.001
+_log = logging.getLogger(__name__)
 
 
 class _SnapshotDict(dict[str, Any]):
@@ -38,6 +43,47 @@ class _SnapshotDict(dict[str, Any]):
         return list(super().keys())
 
 
+class _DeliveryWatch:
+    """Tells when amqtt's client loop has handed every received PUBLISH to the broadcast.
+
+    amqtt acknowledges a PUBLISH once it is in the session's ``delivered_message_queue``;
+    the client loop (``Broker._client_message_loop``) takes them out one per turn. The
+    loop is caught up when that queue is empty and it waits for the next message: the
+    one it took before has been broadcast by then.
+    """
+
+    def __init__(self, session: Session, handler: Any, is_current: Callable[[], bool]) -> None:
+        self._queue: asyncio.Queue[Any] = session.delivered_message_queue
+        self._next_message = handler.mqtt_deliver_next_message
+        self._is_current = is_current
+        self._waiting = False
+        self.finished = False
+
+    async def next_message(self) -> Any:
+        """Stands in for the handler's ``mqtt_deliver_next_message``."""
+        self._waiting = True
+        try:
+            return await self._next_message()
+        finally:
+            self._waiting = False
+
+    async def until_caught_up(self) -> None:
+        """Return once every queued message went on, or the loop ended or was taken over."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _DRAIN_TIMEOUT_S
+        while not self.finished and self._is_current():
+            if self._waiting and self._queue.empty():
+                return
+            if loop.time() > deadline:
+                _log.warning(
+                    "amqtt: %d acknowledged messages not delivered within %s s",
+                    self._queue.qsize(),
+                    _DRAIN_TIMEOUT_S,
+                )
+                return
+            await asyncio.sleep(_DRAIN_POLL_S)
+
+
 class _LabAmqttBroker(AmqttBroker):  # type: ignore[misc]
     """amqtt with three fixes: the subscription table (see _SnapshotDict), retained
     messages on connect, and replaying a persistent session's offline queue.
@@ -54,10 +100,73 @@ class _LabAmqttBroker(AmqttBroker):  # type: ignore[misc]
     Here they go one by one, in order, retain=False.
     """
 
-    def __init__(self, *args: Any, require_client_cert: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        require_client_cert: bool = False,
+        max_message_bytes: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._subscriptions = _SnapshotDict(self._subscriptions)  # type: ignore[has-type]
         self._require_client_cert = require_client_cert
+        self._max_message_bytes = max_message_bytes
+        self._delivery_watches: dict[str, _DeliveryWatch] = {}
+
+    async def _client_message_loop(self, client_session: Session, handler: Any) -> None:
+        """amqtt's loop, told of the disconnect only once it has broadcast every message
+        the client sent (amqtt dropped the ones still queued: issue #12)."""
+        client_id = client_session.client_id
+        watch = _DeliveryWatch(
+            client_session, handler, lambda: self._handler_of(client_id) is handler
+        )
+        wait_disconnect = handler.wait_disconnect
+
+        async def wait_disconnect_after_delivery() -> Any:
+            result = await wait_disconnect()
+            await watch.until_caught_up()
+            return result
+
+        handler.mqtt_deliver_next_message = watch.next_message
+        handler.wait_disconnect = wait_disconnect_after_delivery
+        self._delivery_watches[client_id] = watch
+        try:
+            await super()._client_message_loop(client_session, handler)
+        finally:
+            watch.finished = True
+            if self._delivery_watches.get(client_id) is watch:
+                del self._delivery_watches[client_id]
+
+    async def _delete_session(self, client_id: str) -> None:
+        """A clean-session CONNECT empties the old session's queue: deliver it first."""
+        watch = self._delivery_watches.get(client_id)
+        if watch is not None:
+            await watch.until_caught_up()
+        await super()._delete_session(client_id)
+
+    async def _handle_message_delivery(
+        self, client_session: Session, handler: Any, wait_deliver: asyncio.Future[Any]
+    ) -> bool:
+        """Drop a message over the size limit (already acknowledged, as Mosquitto does)."""
+        message = wait_deliver.result()
+        limit = self._max_message_bytes
+        if message is not None and limit is not None and len(message.data) > limit:
+            _log.warning(
+                "dropped a %d-byte message from client %r on %r: over the broker's "
+                "%d-byte limit (max_message_bytes)",
+                len(message.data),
+                client_session.client_id,
+                message.topic,
+                limit,
+            )
+            return True
+        handled: bool = await super()._handle_message_delivery(
+            client_session, handler, wait_deliver
+        )
+        return handled
+
+    def _handler_of(self, client_id: str) -> Any:
+        return self._sessions.get(client_id, (None, None))[1]
 
     def _create_ssl_context(self, listener: Any) -> ssl.SSLContext:
         """amqtt asks for a client certificate but accepts none (CERT_OPTIONAL)."""
@@ -107,7 +216,9 @@ class EmbeddedBroker(BrokerAddressMixin, Service):
         if self._broker is not None:
             return
         broker = _LabAmqttBroker(
-            self._amqtt_config(), require_client_cert=self.config.require_client_cert
+            self._amqtt_config(),
+            require_client_cert=self.config.require_client_cert,
+            max_message_bytes=self.config.max_message_bytes,
         )
         try:
             await broker.start()

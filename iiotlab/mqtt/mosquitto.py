@@ -45,7 +45,6 @@ max_queued_messages 100000
 max_queued_bytes 0
 max_inflight_messages 1000
 max_inflight_bytes 0
-message_size_limit 0
 """
 
 
@@ -170,6 +169,9 @@ class MosquittoBroker(BrokerAddressMixin, Service):
         """The mosquitto.conf this broker runs with (files live in ``directory``)."""
         anonymous = "true" if self.config.anonymous_allowed else "false"
         parts = ["per_listener_settings false", f"allow_anonymous {anonymous}", _LIMITS]
+        # Payload bytes, like the embedded broker's check: larger PUBLISHes are acknowledged
+        # and dropped. (max_packet_size would disconnect the client instead.)
+        parts.append(f"message_size_limit {self.config.max_message_bytes or 0}")
         if os.geteuid() == 0:
             parts.append(f"user {getpass.getuser()}")  # don't drop to 'mosquitto': files are ours
         if self.config.users:

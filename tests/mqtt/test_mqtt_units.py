@@ -111,6 +111,9 @@ def test_generated_mosquitto_config(tmp_path: Path) -> None:
         "allow_anonymous false",
         "max_queued_messages 100000",
         "max_queued_bytes 0",
+        "max_inflight_messages 1000",
+        "max_inflight_bytes 0",
+        "message_size_limit 262144",
         "persistence false",
         f"password_file {tmp_path / 'passwd'}",
         f"acl_file {tmp_path / 'acl'}",
@@ -119,6 +122,8 @@ def test_generated_mosquitto_config(tmp_path: Path) -> None:
         f"cafile {tmp_path / 'ca.crt'}",
     ):
         assert line in text.splitlines()
+    unlimited = MosquittoBroker(BrokerConfig(max_message_bytes=None)).config_text(tmp_path)
+    assert "message_size_limit 0" in unlimited.splitlines()
     assert acl_text(users).strip().split("\n\n")[1:3] == [
         "user alice\ntopic readwrite iiot/a/#",
         "user admin\ntopic readwrite #",

@@ -19,7 +19,8 @@ from iiotlab.mqtt import Broker, BrokerConfig, BrokerKind, make_broker
 
 @pytest.fixture
 async def broker(broker_kind: BrokerKind) -> AsyncIterator[Broker]:
-    instance = make_broker(broker_kind, BrokerConfig())
+    # No broker size limit: the platform's own limit (dead-lettered with a reason) is tested.
+    instance = make_broker(broker_kind, BrokerConfig(max_message_bytes=None))
     await instance.start()
     try:
         yield instance
