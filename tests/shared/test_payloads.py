@@ -200,7 +200,7 @@ def test_any_bytes_give_a_payload_or_a_payload_error(raw: bytes) -> None:
 
 @given(
     value=_json_values,
-    wrap=st.integers(min_value=0, max_value=40),
+    wrap=st.integers(min_value=0, max_value=2_000),
     kind=st.sampled_from(["telemetry", "status", "cmd", "cmd/ack", "alarm"]),
 )
 def test_any_json_gives_a_payload_or_a_payload_error(value: object, wrap: int, kind: str) -> None:
