@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import Progress
 
+from grader.results import read_result_data
+from grader.signing import verify
 from grader.spec import load_lab
 from grader.submission import COMMAND_FILE, SCRIPT_FILE
-from iiotlab.errors import ConfigError
+from iiotlab.errors import ConfigError, SignatureError
 from iiotlab.variants import check_name
 
 
@@ -52,18 +55,29 @@ def read_roster(path: Path) -> list[str]:
     return students
 
 
-def _row_from_result(student: str, result_path: Path, max_score: float) -> GradebookRow:
-    if not result_path.is_file():
+def row_from_result(student: str, data: dict[str, Any] | None, max_score: float) -> GradebookRow:
+    """A gradebook row derived from a result (None: the grader produced none)."""
+    if data is None:
         return GradebookRow(
             student, None, max_score, False, "not gradable: the grader produced no result", {}
         )
-    data = json.loads(result_path.read_text(encoding="utf-8"))
     points = {c["id"]: c["points"] for c in data.get("checks", [])}
     if not data.get("gradable"):
         return GradebookRow(
             student, None, max_score, False, f"not gradable: {data.get('reason')}", points
         )
-    return GradebookRow(student, data["score"], data["max_score"], True, "graded", points)
+    status = "graded"
+    if data.get("submission_error"):
+        status = f"graded: {data['submission_error'].get('en')}"
+    else:
+        events = (data.get("sandbox") or {}).get("events") or []
+        if events:
+            status = "graded: " + " ".join(e.get("en", "") for e in events)
+    return GradebookRow(student, data["score"], data["max_score"], True, status, points)
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    return read_result_data(path) if path.is_file() else None
 
 
 def _has_submission(folder: Path, out: Path) -> bool:
@@ -89,6 +103,11 @@ async def _grade_student(
             str(folder),
             "--out",
             str(out),
+            # no student sees the class's out folder or another student's submission
+            "--hide",
+            str(out.parent),
+            "--hide",
+            str(folder.parent),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -99,28 +118,66 @@ async def _grade_student(
             process.kill()
             await process.wait()
             raise
-    return _row_from_result(student, out / "result.json", max_score)
+    return row_from_result(student, _read_result(out / "result.json"), max_score)
 
 
 def _absolute(lab_path: Path, submissions: Path) -> tuple[Path, Path]:
     return lab_path.resolve(), submissions.resolve()
 
 
+HEAD, TAIL = ["student", "score", "max"], ["gradable", "status"]
+
+
+def _csv_row(row: GradebookRow, check_ids: list[str]) -> list[str]:
+    return [
+        row.student,
+        "" if row.score is None else f"{row.score:g}",
+        f"{row.max_score:g}",
+        *(f"{row.points[c]:g}" if c in row.points else "" for c in check_ids),
+        "yes" if row.gradable else "no",
+        row.status,
+    ]
+
+
 def write_gradebook(rows: list[GradebookRow], check_ids: list[str], path: Path) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "score", "max", *check_ids, "gradable", "status"])
-        for row in rows:
-            writer.writerow(
-                [
-                    row.student,
-                    "" if row.score is None else f"{row.score:g}",
-                    f"{row.max_score:g}",
-                    *(f"{row.points[c]:g}" if c in row.points else "" for c in check_ids),
-                    "yes" if row.gradable else "no",
-                    row.status,
-                ]
-            )
+        writer.writerow([*HEAD, *check_ids, *TAIL])
+        writer.writerows(_csv_row(row, check_ids) for row in rows)
+
+
+def verify_gradebook(out: Path, public_key: Ed25519PublicKey) -> list[str]:
+    """Recompute OUT/gradebook.csv from the signed results beside it; what differs.
+
+    A row must equal the row derived from OUT/<student>/result.json, whose signature must
+    hold; a student without a result may only have a row without a score.
+    """
+    path = out / "gradebook.csv"
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            table = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise ConfigError("gradebook not found", file=path) from None
+    if not table or table[0][:3] != HEAD or table[0][-2:] != TAIL:
+        raise ConfigError("not a gradebook", file=path, line=1, expected=",".join(HEAD) + ",...")
+    check_ids, problems = table[0][3:-2], []
+    for line, cells in enumerate(table[1:], start=2):
+        student = cells[0] if cells else ""
+        result_path = out / check_name("student", student) / "result.json"
+        data = _read_result(result_path)
+        if data is None:
+            if len(cells) < 2 or cells[1] != "":
+                problems.append(f"{path}:{line}: {student} has a score but no result.json")
+            continue
+        try:
+            verify(data, public_key)
+        except SignatureError as exc:
+            problems.append(f"{result_path}: {exc}")
+            continue
+        expected = _csv_row(row_from_result(student, data, data["max_score"]), check_ids)
+        if cells != expected:
+            problems.append(f"{path}:{line}: {student}'s row differs from its signed result")
+    return problems
 
 
 async def grade_class(

@@ -44,6 +44,15 @@ def _grade(
     ),
     out: Path = typer.Option(..., "--out", help="Folder for result.json, report.html, logs."),
     labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP),
+    sandbox: str | None = typer.Option(
+        None,
+        "--sandbox",
+        help="auto (bubblewrap when it runs here), bubblewrap (refuse without it) or none; "
+        "default IIOTLAB_SANDBOX or auto.",
+    ),
+    hide: list[Path] = typer.Option(
+        [], "--hide", help="A path the submission must not see (repeatable)."
+    ),
 ) -> None:
     """Grade one student's gateway on a lab; exit 0 when gradable (the score is in the result)."""
     from grader.catalog import resolve_lab
@@ -58,12 +67,16 @@ def _grade(
             submission=submission,
             gateway_running=gateway_running,
             gateway_wait_s=wait_gateway,
+            sandbox=sandbox,
+            hide=hide,
         )
     )
     if not result.gradable:
         typer.secho(f"NOT GRADABLE: {result.reason}", err=True, fg=typer.colors.YELLOW)
         raise typer.Exit(3)
     typer.echo(f"{result.lab} {result.student}: {result.score:g} / {result.max_score:g}")
+    if result.submission_error is not None:
+        typer.secho(result.submission_error["en"], err=True, fg=typer.colors.RED)
     for check in result.checks:
         mark = "PASS" if check.passed else "FAIL"
         typer.echo(

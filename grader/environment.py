@@ -288,7 +288,17 @@ class LabEnvironment:
 
     # -- what the gateway under test gets ---------------------------------------------
 
-    def gateway_env(self) -> dict[str, str]:
+    def gateway_env(
+        self,
+        datasheet: Path | None = None,
+        state_dir: Path | None = None,
+        ca_file: Path | None = None,
+    ) -> dict[str, str]:
+        """The contract variables for the gateway under test.
+
+        The paths default to the out folder's (practice mode: the student's own machine);
+        the grader's own runs pass the sandbox workspace's copies instead.
+        """
         access = self.broker_access
         assert access is not None and self.mqtt_proxy is not None
         scheme = "mqtts" if access.tls_required else "mqtt"
@@ -302,11 +312,12 @@ class LabEnvironment:
             ),
             "IIOTLAB_TENANT": self.tenant,
             "IIOTLAB_DEVICE": self.device,
-            "IIOTLAB_DATASHEET": str(self.datasheet_path.resolve()),
-            "IIOTLAB_STATE_DIR": str(self.state_dir.resolve()),
+            "IIOTLAB_DATASHEET": str((datasheet or self.datasheet_path).resolve()),
+            "IIOTLAB_STATE_DIR": str((state_dir or self.state_dir).resolve()),
         }
-        if access.ca_file:
-            env["IIOTLAB_MQTT_CA"] = str(Path(access.ca_file).resolve())
+        ca = ca_file or (Path(access.ca_file) if access.ca_file else None)
+        if ca is not None:
+            env["IIOTLAB_MQTT_CA"] = str(ca.resolve())
         if self.modbus_proxy is not None:
             env["IIOTLAB_MODBUS_HOST"] = "127.0.0.1"
             env["IIOTLAB_MODBUS_PORT"] = str(self.modbus_proxy.port)

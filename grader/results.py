@@ -34,10 +34,12 @@ class Result(BaseModel):
     finished: str
     gradable: bool
     reason: str | None = None  # why not gradable
+    submission_error: dict[str, str] | None = None  # en, zh: why the submission did not run
     score: float
     max_score: float
     checks: list[CheckResult] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict)
+    sandbox: dict[str, Any] | None = None  # which sandbox held the gateway, limits, events
     signature: str | None = None
 
     def unsigned(self) -> dict[str, Any]:

@@ -16,13 +16,13 @@ import os
 import shlex
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grader.checks.registry import default_registry
 from grader.environment import LabEnvironment, NotGradableError, StudentRun
-from grader.gateway_process import GatewayProcess
+from grader.gateway_process import GatewayProcess, SweepError
 from grader.observation import (
     ActionRecord,
     Observation,
@@ -34,9 +34,11 @@ from grader.observation import (
 from grader.probes.context import ProbeContext
 from grader.report import write_reports
 from grader.results import Result, write_result
+from grader.sandbox import PlainSandbox, RunLimits, Sandbox, Workspace
 from grader.scoring import CheckCrashError, build_result, not_gradable, run_checks
 from grader.signing import SigningKey
 from grader.spec import ScenarioStep
+from iiotlab.datasheet import Datasheet
 
 logger = logging.getLogger(__name__)
 FINAL_WAIT_S = 1.0
@@ -52,13 +54,26 @@ class GatewaySpec:
     """How the gateway under test runs: a command the grader starts, or the student's own.
 
     `command` None is practice mode: the grader writes gateway.env and waits up to
-    `wait_s` for the first message of the student's gateway.
+    `wait_s` for the first message of the student's gateway. Otherwise the command runs in
+    `sandbox`, in a private copy of `submission` (or in `cwd` when there is none).
     """
 
     command: str | None
     cwd: Path
-    memory_mb: int = 1024
+    submission: Path | None = None
+    limits: RunLimits = field(default_factory=RunLimits)
+    sandbox: Sandbox = field(default_factory=PlainSandbox)
     wait_s: float = GATEWAY_WAIT_S
+
+
+def base_environment(workspace: Workspace) -> dict[str, str]:
+    """What the submission gets besides the contract variables (DESIGN.md), and no more."""
+    return {
+        "PATH": os.environ.get("PATH") or os.defpath,
+        "HOME": str(workspace.home),
+        "TMPDIR": str(workspace.tmp),
+        "LANG": os.environ.get("LANG") or "C.UTF-8",
+    }
 
 
 class LabRun:
@@ -70,6 +85,7 @@ class LabRun:
         self.actions: list[ActionRecord] = []
         self.probe_records: list[ProbeRecord] = []
         self.process: GatewayProcess | None = None
+        self.workspace: Workspace | None = None
         self.started_ms = 0
         self.started_monotonic = 0.0
 
@@ -93,14 +109,23 @@ class LabRun:
                 self.gateway.wait_s,
             )
             return
-        limit = int(self.lab.duration_s * 3 + 60)
+        access = self.env.broker_info
+        self.workspace = workspace = Workspace.create(
+            self.gateway.submission,
+            self.env.datasheet_path,
+            Path(access.ca_file) if access.ca_file else None,
+        )
+        cwd = workspace.cwd if self.gateway.submission is not None else self.gateway.cwd
+        env = self.env.gateway_env(workspace.datasheet, workspace.state, workspace.ca_file)
         self.process = GatewayProcess(
             self.gateway.command,
-            cwd=self.gateway.cwd,
-            env=self.env.gateway_env(),
+            sandbox=self.gateway.sandbox,
+            workspace=workspace,
+            cwd=cwd,
+            env={**base_environment(workspace), **env},
             log_file=self.env.run.out_dir / "gateway.log",
-            memory_mb=self.gateway.memory_mb,
-            cpu_s=limit,
+            limits=self.gateway.limits,
+            cpu_s=int(self.lab.duration_s * 3 + 60),
         )
         await self.process.start()
 
@@ -186,6 +211,27 @@ class LabRun:
         )
 
     async def play(self) -> Observation:
+        """Start the gateway, play the scenario and probes; every process is gone after."""
+        try:
+            return await self._play_scenario()
+        finally:
+            if self.process is not None:
+                await self.process.stop()
+            if self.workspace is not None:
+                self.workspace.remove()
+
+    def sandbox_report(self) -> dict[str, Any]:
+        """result.json `sandbox`: which sandbox held the gateway, its limits, what it hit."""
+        if self.process is None:
+            return {"kind": "external", "note": "practice mode: the student ran the gateway"}
+        return {
+            "kind": self.gateway.sandbox.name,
+            "limits": self.gateway.limits.model_dump(),
+            "peak": self.process.peak,
+            "events": [event.as_json() for event in self.process.limit_events],
+        }
+
+    async def _play_scenario(self) -> Observation:
         await self._start_gateway()
         if self.process is None:
             await self._wait_for_external_gateway()
@@ -282,11 +328,20 @@ def _save_messages(observation: Observation, out_dir: Path) -> None:
             )
 
 
-async def observe(run: StudentRun, gateway: GatewaySpec) -> tuple[Observation, Any]:
-    """prepare + run + observe; returns the observation and the datasheet used."""
+@dataclass(frozen=True)
+class RunOutcome:
+    observation: Observation
+    datasheet: Datasheet
+    sandbox: dict[str, Any]
+
+
+async def observe(run: StudentRun, gateway: GatewaySpec) -> RunOutcome:
+    """prepare + run + observe: what happened, the datasheet used, the sandbox's report."""
     async with LabEnvironment(run) as env:
-        observation = await LabRun(env, gateway).play()
-        return observation, env.datasheet
+        lab_run = LabRun(env, gateway)
+        observation = await lab_run.play()
+        assert env.datasheet is not None
+        return RunOutcome(observation, env.datasheet, lab_run.sandbox_report())
 
 
 async def grade(run: StudentRun, gateway: GatewaySpec, key: SigningKey) -> Result:
@@ -294,14 +349,23 @@ async def grade(run: StudentRun, gateway: GatewaySpec, key: SigningKey) -> Resul
     started = now_ms()
     run.out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        observation, datasheet = await observe(run, gateway)
-        _save_messages(observation, run.out_dir)
-        checks = run_checks(run.lab, datasheet, observation)
+        outcome = await observe(run, gateway)
+        _save_messages(outcome.observation, run.out_dir)
+        checks = run_checks(run.lab, outcome.datasheet, outcome.observation)
         result = build_result(run.lab, run.student, run.seed, started, now_ms(), checks)
-    except (NotGradableError, CheckCrashError, OSError, ImportError) as exc:
+        result = result.model_copy(update={"sandbox": outcome.sandbox})
+    except (NotGradableError, CheckCrashError, SweepError, OSError, ImportError) as exc:
         logger.warning("%s/%s not gradable: %s", run.lab.id, run.student, exc)
         reason = str(exc) or repr(exc)
         result = not_gradable(run.lab, run.student, run.seed, started, now_ms(), reason)
+    return publish(run, result, key)
+
+
+def publish(run: StudentRun, result: Result, key: SigningKey) -> Result:
+    """report: sign the result, write result.json, report.html and junit.xml.
+
+    Called only when every process of the submission is gone."""
+    run.out_dir.mkdir(parents=True, exist_ok=True)
     signed = result.model_copy(update={"signature": key.sign(result.unsigned())})
     write_result(signed, run.out_dir / "result.json")
     write_reports(signed, run.out_dir, run.lab.title.model_dump())

@@ -96,3 +96,27 @@ def not_gradable(
 ) -> Result:
     result = build_result(lab, student, seed, started_ms, finished_ms, [])
     return result.model_copy(update={"gradable": False, "reason": reason, "score": 0.0})
+
+
+def submission_error(
+    lab: LabSpec, student: str, seed: int, started_ms: int, finished_ms: int, error: Exception
+) -> Result:
+    """The submission could not run: gradable, every check 0, the reason in en and zh."""
+    reason = {
+        "en": f"Your submission could not run: {error}",
+        "zh": f"你的提交无法运行，请按提示修改：{error}",
+    }
+    checks = [
+        CheckResult(
+            id=spec.id,
+            kind=spec.kind,
+            points=0.0,
+            max_points=spec.points,
+            passed=False,
+            message=f"not run: {error}",
+            hint=spec.hint.model_dump(),
+        )
+        for spec in lab.checks
+    ]
+    result = build_result(lab, student, seed, started_ms, finished_ms, checks)
+    return result.model_copy(update={"submission_error": reason})

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from grader.sandbox.limits import RunLimits
 from iiotlab.errors import ConfigError
 
 Track = Literal["network", "edge", "platform", "security", "integration"]
@@ -105,7 +106,7 @@ class LabSpec(_Frozen):
         default=False,
         description="the submission is a Modbus TCP proxy: it listens on IIOTLAB_PROXY_PORT",
     )
-    memory_mb: int = Field(default=1024, ge=64)
+    limits: RunLimits = RunLimits()
     scenario: tuple[ScenarioStep, ...] = ()
     checks: tuple[CheckSpec, ...] = Field(min_length=1)
     directory: Path | None = Field(default=None, exclude=True)

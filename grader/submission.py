@@ -7,6 +7,7 @@ Security labs may also read a broker policy file named by the lab (`broker.yaml`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -18,8 +19,34 @@ COMMAND_FILE = "gateway.cmd"
 SCRIPT_FILE = "run.sh"
 
 
-class NoSubmissionError(ConfigError):
+MAX_SUBMISSION_BYTES = 200 * 1024 * 1024
+MAX_SUBMISSION_FILES = 20_000
+
+
+class SubmissionError(ConfigError):
+    """The student's submission is wrong: graded 0 with this reason, never a missing result."""
+
+
+class NoSubmissionError(SubmissionError):
     """The folder holds no gateway command."""
+
+
+def check_size(folder: Path) -> None:
+    """A submission folder is source code, not a virtual environment or a data set."""
+    total, files = 0, 0
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            files += 1
+            path = Path(root) / name
+            if not path.is_symlink():
+                total += path.stat().st_size
+            if total > MAX_SUBMISSION_BYTES or files > MAX_SUBMISSION_FILES:
+                raise SubmissionError(
+                    "the submission folder is too large",
+                    file=folder,
+                    expected=f"at most {MAX_SUBMISSION_BYTES // 2**20} MiB in at most "
+                    f"{MAX_SUBMISSION_FILES} files (leave out virtual environments and data)",
+                )
 
 
 class PolicyUser(BaseModel):
@@ -70,16 +97,16 @@ def load_broker_policy(path: Path) -> BrokerPolicy:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(
+        raise SubmissionError(
             "broker policy file not found",
             file=path,
             expected="broker.yaml in the submission (see the lab README)",
         ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=path) from None
+        raise SubmissionError(f"not valid YAML: {exc}", file=path) from None
     try:
         return BrokerPolicy.model_validate(data or {})
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(first["msg"], file=path, key=key) from None
+        raise SubmissionError(first["msg"], file=path, key=key) from None

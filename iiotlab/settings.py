@@ -23,6 +23,8 @@ class Settings:
     influx_token: str | None = None
     influx_org: str = "iiotlab"
     influx_bucket: str = "iiotlab"
+    sandbox: str = "auto"  # auto | bubblewrap | none: how the grader holds a submission
+    sandbox_hide: tuple[Path, ...] = ()  # more paths the sandboxed submission must not see
 
     @property
     def uses_development_secret(self) -> bool:
@@ -46,4 +48,8 @@ class Settings:
             influx_token=env.get("IIOTLAB_INFLUX_TOKEN") or None,
             influx_org=env.get("IIOTLAB_INFLUX_ORG") or "iiotlab",
             influx_bucket=env.get("IIOTLAB_INFLUX_BUCKET") or "iiotlab",
+            sandbox=env.get("IIOTLAB_SANDBOX") or "auto",
+            sandbox_hide=tuple(
+                Path(p) for p in (env.get("IIOTLAB_SANDBOX_HIDE") or "").split(os.pathsep) if p
+            ),
         )

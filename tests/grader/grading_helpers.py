@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from grader.classmode import GradebookRow, grade_class
+from grader.gateway_process import GatewayProcess
 from grader.results import read_result_data
+from grader.sandbox import PlainSandbox, RunLimits, Sandbox, Workspace
 
 
 async def grade_folders(
@@ -32,3 +34,25 @@ async def grade_folders(
         for row in rows
     }
     return {row.student: row for row in rows}, checks
+
+
+def gateway_process(
+    folder: Path,
+    command: str,
+    env: dict[str, str] | None = None,
+    *,
+    limits: RunLimits | None = None,
+    sandbox: Sandbox | None = None,
+) -> GatewayProcess:
+    """A GatewayProcess on its own, in a fresh workspace, logging to folder/gateway.log."""
+    datasheet = folder / "datasheet.json"
+    datasheet.write_text("{}")
+    return GatewayProcess(
+        command,
+        sandbox=sandbox or PlainSandbox(),
+        workspace=Workspace.create(None, datasheet, None),
+        cwd=folder,
+        env=env or {},
+        log_file=folder / "gateway.log",
+        limits=limits or RunLimits(),
+    )

@@ -310,16 +310,15 @@ async def test_a_step_the_grader_cannot_play_ends_the_run_at_once(
 LOWER_HARD_LIMIT = """
 import asyncio, resource, sys
 from pathlib import Path
-from grader.gateway_process import GatewayProcess
+from grader.sandbox import RunLimits
+from tests.grader.grading_helpers import gateway_process
 
 cap = 3 * 1024**3  # a `ulimit -v` of 3 GB in the grader's shell; the lab asks for 8 GB
 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 async def main() -> None:
     folder = Path(sys.argv[1])
-    gateway = GatewayProcess(
-        "ulimit -v", cwd=folder, env={}, log_file=folder / "gateway.log", memory_mb=8192
-    )
+    gateway = gateway_process(folder, "ulimit -v", limits=RunLimits(memory_mb=8192))
     await gateway.start()
     while not gateway.exits:
         await asyncio.sleep(0.05)

@@ -13,12 +13,13 @@ import grader.runner
 from grader.classmode import read_roster
 from grader.environment import NotGradableError, StudentRun
 from grader.faults.proxy import TcpFaultProxy
-from grader.gateway_process import GatewayProcess
 from grader.runner import GatewaySpec, grade
+from grader.sandbox import RunLimits
 from grader.signing import verify, write_new_key
 from grader.spec import load_lab
 from grader.submission import NoSubmissionError, gateway_command, load_broker_policy
 from iiotlab.errors import ConfigError
+from tests.grader.grading_helpers import gateway_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,11 +55,8 @@ async def test_proxy_relays_cuts_and_restores() -> None:
 @pytest.mark.integration
 async def test_gateway_process_kill_restart_and_memory_limit(tmp_path: Path) -> None:
     log = tmp_path / "gateway.log"
-    process = GatewayProcess(
-        "echo started $IIOTLAB_TENANT; sleep 30",
-        cwd=tmp_path,
-        env={"IIOTLAB_TENANT": "alice"},
-        log_file=log,
+    process = gateway_process(
+        tmp_path, "echo started $IIOTLAB_TENANT; sleep 30", {"IIOTLAB_TENANT": "alice"}
     )
 
     async def started(times: int) -> None:  # the shell has run its echo
@@ -75,12 +73,10 @@ async def test_gateway_process_kill_restart_and_memory_limit(tmp_path: Path) -> 
     await process.stop()  # safe twice
     assert [e.killed_by_grader for e in process.exits] == [True, True]
     assert log.read_text().count("started alice") == 2
-    hog = GatewayProcess(
+    hog = gateway_process(
+        tmp_path,
         f'{sys.executable} -c "b = bytearray(400 * 1024 * 1024)"',
-        cwd=tmp_path,
-        env={},
-        log_file=log,
-        memory_mb=200,
+        limits=RunLimits(memory_mb=200),
     )
     await hog.start()
     await asyncio.sleep(2)
