@@ -62,7 +62,12 @@ class PlatformSettings:
     def __post_init__(self) -> None:
         for name in LIMITS:
             if getattr(self, name) < 0:
-                raise ConfigError("a limit cannot be negative", key=name, value=getattr(self, name))
+                raise ConfigError(
+                    "a limit cannot be negative",
+                    key=f"{name} ({LIMITS[name][0]})",
+                    value=getattr(self, name),
+                    expected="0 or more",
+                )
 
     @classmethod
     def from_env(
@@ -103,7 +108,7 @@ class PlatformSettings:
             values["auth_enabled"] = True
         if env.get("IIOTLAB_PLATFORM_AUTH", "").lower() in ("1", "true", "on", "yes"):
             values["auth_enabled"] = True
-        values.update(_limits_from_env(env))
+        values.update(limits_from_env(env))
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
@@ -126,7 +131,9 @@ LIMITS: dict[str, tuple[str, type[int] | type[float]]] = {
 }
 
 
-def _limits_from_env(env: dict[str, str]) -> dict[str, object]:
+def limits_from_env(environ: dict[str, str] | None = None) -> dict[str, object]:
+    """The limits set by IIOTLAB_PLATFORM_* variables, as PlatformSettings fields."""
+    env = dict(os.environ if environ is None else environ)
     values: dict[str, object] = {}
     for field_name, (variable, kind) in LIMITS.items():
         text = env.get(variable, "").strip()

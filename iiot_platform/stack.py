@@ -14,7 +14,7 @@ from typing import Any
 from iiot_platform.app import create_app
 from iiot_platform.registry import DeviceRegistration
 from iiot_platform.service import PlatformService
-from iiot_platform.settings import ApiToken, PlatformSettings
+from iiot_platform.settings import ApiToken, PlatformSettings, limits_from_env
 from iiotlab.certs import TlsFiles
 from iiotlab.lifecycle import Service
 from iiotlab.mqtt import Broker, BrokerConfig, BrokerUser, EmbeddedBroker
@@ -156,6 +156,7 @@ class LabStack(Service):
             auth_enabled=self.config.auth,
             tokens=self.tokens,
             default_tenant=self.config.tenant,
+            **limits_from_env(),  # type: ignore[arg-type]
         )
         platform = PlatformServer(settings, self.config.host, self.config.port)
         await platform.start()
