@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from iiotlab.errors import ConfigError
+from iiotlab.payloads import MAX_PAYLOAD_BYTES
 
 _USER_FORM = "NAME:PASSWORD:TENANT (TENANT '*' = admin, all topics)"
 
@@ -46,9 +47,16 @@ def broker_command(
         help="Mutual TLS: TLS clients need a certificate of the CA in --tls-dir "
         "(client.crt/client.key there is one).",
     ),
+    max_message_bytes: int = typer.Option(
+        MAX_PAYLOAD_BYTES,
+        "--max-message-bytes",
+        help="Larger payloads are acknowledged and dropped; 0 = no limit.",
+    ),
 ) -> None:
     """Run an MQTT broker (users, tenant ACL, TLS) until Ctrl-C / SIGTERM."""
     import asyncio
+    import contextlib
+    import signal
 
     from iiotlab.certs import make_tls_files
     from iiotlab.mqtt import BrokerConfig, BrokerUser, make_broker
@@ -66,21 +74,27 @@ def broker_command(
         tls_port=tls_port if tls_dir else None,
         plaintext=not no_plaintext,
         require_client_cert=require_client_cert,
+        max_message_bytes=max_message_bytes or None,
     )
     broker = make_broker(kind, config)  # type: ignore[arg-type]
 
     async def serve() -> None:
+        # Both signals end the `async with`, so a Mosquitto child is stopped too (SIGTERM's
+        # default action would end this process at once and leave Mosquitto listening).
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, stop.set)
         async with broker:
             if config.plaintext:
                 typer.echo(f"MQTT broker ({kind}) on {broker.url}")
             if broker.tls_url and config.tls:
                 typer.echo(f"TLS on {broker.tls_url} (CA file: {config.tls.ca_file})")
-            await asyncio.Event().wait()
+            await stop.wait()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers were set
         asyncio.run(serve())
-    except KeyboardInterrupt:
-        typer.echo("stopped", err=True)
+    typer.echo("stopped", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import getpass
 import hashlib
 import os
 import secrets
 import shutil
+import signal
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +31,7 @@ _START_ATTEMPTS = 5
 _READY_TIMEOUT_S = 5.0
 _STOP_TIMEOUT_S = 5.0
 _PBKDF2_ITERATIONS = 101  # what mosquitto_passwd writes for "$7$"
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 # Mosquitto's defaults (20 in flight, 1000 queued, per client) drop QoS 1 messages when a
 # subscriber lags or is offline; a lab must lose nothing a gateway published correctly.
@@ -52,6 +57,27 @@ def find_mosquitto() -> Path | None:
     """The mosquitto binary (Debian puts it in /usr/sbin, often not on PATH)."""
     found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
     return Path(found) if found else None
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` giving the child SIGTERM when this process dies, even by SIGKILL
+    (Linux ``PR_SET_PDEATHSIG``); None elsewhere.
+
+    The kernel watches the thread that forks: the event loop's thread, which outlives
+    the broker. prctl is looked up here, before the fork, so the child runs no import.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def mosquitto_password_line(username: str, password: str) -> str:
@@ -205,6 +231,7 @@ class MosquittoBroker(BrokerAddressMixin, Service):
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
+            preexec_fn=die_with_parent(),
         )
         ports = [p for p in (self._port if self.config.plaintext else None, self._tls_port) if p]
         if await self._wait_listening(ports, log_path, start_offset):
