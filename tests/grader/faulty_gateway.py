@@ -3,7 +3,8 @@
     python faulty_gateway.py <lab solution folder> <fault>
 
 faults: none, word-order (the first 32/64-bit tag decoded with the wrong word order),
-no-store-forward (reports dropped while offline), no-heartbeat, plain-opcua (no OPC UA security).
+no-store-forward (reports dropped while offline), restamp (the backlog replayed with the
+time of the replay as its ts), no-heartbeat, plain-opcua (no OPC UA security).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.util
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,21 @@ def _drop_while_offline() -> None:
     TelemetryPublisher.submit = submit  # type: ignore[method-assign]
 
 
+def _restamp_replays() -> None:
+    """Replay the backlog with ts = the time of the replay (the sampling time is lost)."""
+    from edge_gateway.publisher import TelemetryPublisher
+
+    async def publish(self: Any, message: Any) -> None:
+        payload = message.payload
+        if message.replayed:
+            data = json.loads(payload)
+            data.update(ts=int(time.time() * 1000), replayed=True)
+            payload = json.dumps(data, separators=(",", ":")).encode()
+        await self.client.publish(message.topic, payload, qos=message.qos)
+
+    TelemetryPublisher._publish = publish  # type: ignore[method-assign]
+
+
 def main() -> None:
     folder, fault = Path(sys.argv[1]), sys.argv[2]
     if fault == "word-order":
@@ -63,6 +80,8 @@ def main() -> None:
     config = solution.lab_config()
     if fault == "no-store-forward":
         _drop_while_offline()
+    elif fault == "restamp":
+        _restamp_replays()
     elif fault == "no-heartbeat":
         config = config.model_copy(update={"heartbeat_s": 3600.0})
     elif fault == "plain-opcua":
