@@ -70,9 +70,16 @@ def row_from_result(student: str, data: dict[str, Any] | None, max_score: float)
     if data.get("submission_error"):
         status = f"graded: {data['submission_error'].get('en')}"
     else:
-        events = (data.get("sandbox") or {}).get("events") or []
-        if events:
-            status = "graded: " + " ".join(e.get("en", "") for e in events)
+        sandbox = data.get("sandbox") or {}
+        notes = [e.get("en", "") for e in sandbox.get("events") or []]
+        crashes = [e for e in sandbox.get("exits") or [] if not e.get("killed_by_grader")]
+        if crashes and not sandbox.get("events"):
+            notes.append(
+                f"Your gateway exited by itself {len(crashes)} time(s), first with code "
+                f"{crashes[0].get('code')} (see gateway.log)."
+            )
+        if notes:
+            status = "graded: " + " ".join(notes)
     return GradebookRow(student, data["score"], data["max_score"], True, status, points)
 
 

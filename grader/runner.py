@@ -229,6 +229,10 @@ class LabRun:
             "limits": self.gateway.limits.model_dump(),
             "peak": self.process.peak,
             "events": [event.as_json() for event in self.process.limit_events],
+            "exits": [
+                {"at_ms": e.ts_ms, "code": e.returncode, "killed_by_grader": e.killed_by_grader}
+                for e in self.process.exits
+            ],
         }
 
     async def _play_scenario(self) -> Observation:
