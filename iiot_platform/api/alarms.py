@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
 
 from iiot_platform.alarms import Alarm, AlarmState, AlarmStateError
 from iiot_platform.api.deps import PrincipalDep, ServiceDep, listing_scope, owning_tenant
@@ -17,8 +19,9 @@ async def list_alarms(
     principal: PrincipalDep,
     tenant: str | None = None,
     state: AlarmState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="newest first, at most")] = 1000,
 ) -> list[Alarm]:
-    return service.alarms.select(listing_scope(principal, tenant), state)
+    return service.alarms.select(listing_scope(principal, tenant), state)[:limit]
 
 
 def _alarm(service: ServiceDep, principal: PrincipalDep, alarm_id: str) -> Alarm:

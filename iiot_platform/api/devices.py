@@ -164,10 +164,14 @@ async def send_command(
 
 @router.get("/devices/{tenant}/{device}/commands", response_model=list[CommandRecord])
 async def list_commands(
-    tenant: str, device: str, service: ServiceDep, principal: PrincipalDep
+    tenant: str,
+    device: str,
+    service: ServiceDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="newest first, at most")] = 1000,
 ) -> list[CommandRecord]:
     require_tenant(principal, tenant)
-    return service.commands.select(tenant, device)
+    return service.commands.select(tenant, device)[:limit]
 
 
 @router.get("/commands/{command_id}", response_model=CommandRecord)
