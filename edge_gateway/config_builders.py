@@ -24,18 +24,9 @@ from edge_gateway.config import (
 )
 from iiotlab.datasheet import Datasheet, TagSpec, load_datasheet
 from iiotlab.errors import ConfigError
+from iiotlab.gateway_env import GatewayEnvironment
 
-ENV_VARIABLES = (
-    "IIOTLAB_MODBUS_HOST",
-    "IIOTLAB_MODBUS_PORT",
-    "IIOTLAB_OPCUA_URL",
-    "IIOTLAB_MQTT_URL",
-    "IIOTLAB_MQTT_CA",
-    "IIOTLAB_TENANT",
-    "IIOTLAB_DEVICE",
-    "IIOTLAB_DATASHEET",
-    "IIOTLAB_STATE_DIR",
-)
+ENV_VARIABLES = GatewayEnvironment.variables()
 
 
 def config_from_datasheet(
@@ -103,40 +94,27 @@ def _tag_from_spec(spec: TagSpec, prefer: str, *, has_opcua: bool) -> TagConfig 
 
 def config_from_env(environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """The gateway-under-test variables of DESIGN.md, and nothing else."""
-    env = os.environ if environ is None else environ
-    sheet_path = env.get("IIOTLAB_DATASHEET")
-    if not sheet_path:
-        raise ConfigError(
-            "IIOTLAB_DATASHEET is not set", key="IIOTLAB_DATASHEET", expected="a datasheet path"
-        )
-    datasheet = load_datasheet(sheet_path)
-    port_text = env.get("IIOTLAB_MODBUS_PORT")
-    try:
-        port = int(port_text) if port_text else None
-    except ValueError:
-        raise ConfigError(
-            "not a port number", key="IIOTLAB_MODBUS_PORT", value=port_text, expected="1-65535"
-        ) from None
-    state_dir = Path(env.get("IIOTLAB_STATE_DIR") or ".")
+    variables = GatewayEnvironment.from_environ(os.environ if environ is None else environ)
+    datasheet = load_datasheet(variables.datasheet)
+    state_dir = variables.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    ca = env.get("IIOTLAB_MQTT_CA")
     config = config_from_datasheet(
         datasheet,
-        broker_url=env.get("IIOTLAB_MQTT_URL") or "mqtt://127.0.0.1:1883",
-        tenant=env.get("IIOTLAB_TENANT") or None,
-        device=env.get("IIOTLAB_DEVICE") or None,
-        modbus_host=env.get("IIOTLAB_MODBUS_HOST") or None,
-        modbus_port=port,
-        opcua_url=env.get("IIOTLAB_OPCUA_URL") or None,
+        broker_url=variables.mqtt_url,
+        tenant=variables.tenant,
+        device=variables.device,
+        modbus_host=variables.modbus_host,
+        modbus_port=variables.modbus_port,
+        opcua_url=variables.opcua_url,
         buffer_path=state_dir / "gateway-buffer.db",
-        ca_file=Path(ca) if ca else None,
+        ca_file=variables.mqtt_ca,
     )
-    cert, key = env.get("IIOTLAB_MQTT_CERT"), env.get("IIOTLAB_MQTT_KEY")
+    cert, key = variables.mqtt_cert, variables.mqtt_key
     if not cert and not key:
         return config
     try:
         broker = BrokerConfig.model_validate(
-            {**config.broker.model_dump(), "cert_file": cert or None, "key_file": key or None}
+            {**config.broker.model_dump(), "cert_file": cert, "key_file": key}
         )
     except ValidationError as error:
         raise ConfigError(

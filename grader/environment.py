@@ -16,15 +16,21 @@ import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 from grader.faults.proxy import TcpFaultProxy
 from grader.observation import ObservedMessage
 from grader.probes.context import BrokerAccess
-from grader.spec import LabSpec
+from grader.spec import LabPlan, LabSpec
+
+if TYPE_CHECKING:
+    from iiotlab.certs import TlsFiles
+    from iiotlab.mqtt import Broker, MqttClient
+    from simulators.simulation import Simulation
 from grader.submission import BrokerPolicy
 from iiotlab.datasheet import Datasheet
+from iiotlab.gateway_env import GatewayEnvironment
 from iiotlab.variants import derive_seed, variant_random
 
 logger = logging.getLogger(__name__)
@@ -43,11 +49,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass(frozen=True)
 class StudentRun:
-    lab: LabSpec
+    plan: LabPlan
     student: str
     course_secret: str
     out_dir: Path
     broker_policy: BrokerPolicy | None = None  # security labs: the student's broker settings
+
+    @property
+    def lab(self) -> LabSpec:
+        return self.plan.lab
 
     @property
     def seed(self) -> int:
@@ -68,8 +78,8 @@ class LabEnvironment:
         self.tenant = run.student
         self.device = run.lab.device_name
         self.messages: list[ObservedMessage] = []
-        self.sim: Any = None
-        self.broker: Any = None
+        self._sim: Simulation | None = None
+        self.broker: Broker | None = None
         self.broker_access: BrokerAccess | None = None
         self.platform_url: str | None = None
         self.platform_token: str | None = None  # the grader's instructor token (probes)
@@ -80,7 +90,7 @@ class LabEnvironment:
         self.datasheet: Datasheet | None = None
         self.datasheet_path = run.out_dir / "datasheet.json"
         self.state_dir = run.out_dir / "state"
-        self._observer: Any = None
+        self._observer: MqttClient | None = None
         self._observer_task: asyncio.Task[None] | None = None
         self._admin_password = secrets.token_urlsafe(12)
         self._ca_file: Path | None = None
@@ -140,9 +150,16 @@ class LabEnvironment:
             ),
             cert_dir=self.run.out_dir / "opcua-server",
         )
-        self.sim = await self._stack.enter_async_context(Simulation(config))
+        self._sim = await self._stack.enter_async_context(Simulation(config))
 
-    def _tls_files(self) -> Any:
+    @property
+    def sim(self) -> Simulation:
+        """The lab's running simulation (after start())."""
+        if self._sim is None:
+            raise NotGradableError("the simulation is not running")
+        return self._sim
+
+    def _tls_files(self) -> TlsFiles:
         from iiotlab.certs import make_tls_files
 
         files = make_tls_files(self.run.out_dir / "tls")
@@ -265,21 +282,21 @@ class LabEnvironment:
             "mqtts", access.host, access.tls_port, OBSERVER, self._admin_password
         ), self._ca_file
 
-    def _client(self, url: str, ca: Path | None, name: str, **options: Any) -> Any:
+    def _client(self, url: str, ca: Path | None, name: str, **options: Any) -> MqttClient:
         from iiotlab.mqtt import MqttClient
 
         return MqttClient(url, client_id=f"{name}-{secrets.token_hex(3)}", ca_file=ca, **options)
 
     async def _start_observer(self) -> None:
         url, ca = self.admin_url()
-        self._observer = self._client(url, ca, "grader-observer")
-        await self._observer.connect()
-        self._stack.push_async_callback(self._observer.disconnect)
-        await self._observer.subscribe(f"iiot/{self.tenant}/#")
-        self._observer_task = asyncio.create_task(self._observe(), name="grader-observer")
+        self._observer = observer = self._client(url, ca, "grader-observer")
+        await observer.connect()
+        self._stack.push_async_callback(observer.disconnect)
+        await observer.subscribe(f"iiot/{self.tenant}/#")
+        self._observer_task = asyncio.create_task(self._observe(observer), name="grader-observer")
 
-    async def _observe(self) -> None:
-        async for message in self._observer.messages():
+    async def _observe(self, observer: MqttClient) -> None:
+        async for message in observer.messages():
             self.messages.append(
                 ObservedMessage(
                     message.topic, message.payload, message.received_ms, message.retain, message.qos
@@ -302,33 +319,29 @@ class LabEnvironment:
         access = self.broker_access
         assert access is not None and self.mqtt_proxy is not None
         scheme = "mqtts" if access.tls_required else "mqtt"
-        env = {
-            "IIOTLAB_MQTT_URL": _url(
+        ca = ca_file or (Path(access.ca_file) if access.ca_file else None)
+        modbus = self.modbus_proxy
+        variables = GatewayEnvironment(
+            mqtt_url=_url(
                 scheme,
                 "127.0.0.1",
                 self.mqtt_proxy.port,
                 access.gateway_username,
                 access.gateway_password,
             ),
-            "IIOTLAB_TENANT": self.tenant,
-            "IIOTLAB_DEVICE": self.device,
-            "IIOTLAB_DATASHEET": str((datasheet or self.datasheet_path).resolve()),
-            "IIOTLAB_STATE_DIR": str((state_dir or self.state_dir).resolve()),
-        }
-        ca = ca_file or (Path(access.ca_file) if access.ca_file else None)
-        if ca is not None:
-            env["IIOTLAB_MQTT_CA"] = str(ca.resolve())
-        if self.modbus_proxy is not None:
-            env["IIOTLAB_MODBUS_HOST"] = "127.0.0.1"
-            env["IIOTLAB_MODBUS_PORT"] = str(self.modbus_proxy.port)
-        if self.student_proxy_port is not None:
-            env["IIOTLAB_PROXY_PORT"] = str(self.student_proxy_port)
-        if self.sim.opcua_url:
-            env["IIOTLAB_OPCUA_URL"] = self.sim.opcua_url
-        if self.platform_url is not None and self.student_platform_token is not None:
-            env["IIOTLAB_PLATFORM_URL"] = self.platform_url
-            env["IIOTLAB_PLATFORM_TOKEN"] = self.student_platform_token
-        return env
+            mqtt_ca=ca.resolve() if ca is not None else None,
+            tenant=self.tenant,
+            device=self.device,
+            datasheet=(datasheet or self.datasheet_path).resolve(),
+            state_dir=(state_dir or self.state_dir).resolve(),
+            modbus_host="127.0.0.1" if modbus is not None else None,
+            modbus_port=modbus.port if modbus is not None else None,
+            proxy_port=self.student_proxy_port,
+            opcua_url=self.sim.opcua_url or None,
+            platform_url=self.platform_url if self.student_platform_token else None,
+            platform_token=self.student_platform_token if self.platform_url else None,
+        )
+        return variables.to_environ()
 
     # -- ProbeEnvironment -------------------------------------------------------------
 
@@ -353,6 +366,8 @@ class LabEnvironment:
         return None
 
     async def publish_admin(self, topic: str, payload: bytes) -> None:
+        if self._observer is None:
+            raise NotGradableError("the grader's MQTT observer is not connected")
         await self._observer.publish(topic, payload, qos=1)
 
     async def try_connect(
@@ -376,4 +391,16 @@ class LabEnvironment:
     async def cross_tenant(self, username: str, password: str, other: str) -> dict[str, str]:
         from grader.probes.attacks import cross_tenant_attempt
 
-        return await cross_tenant_attempt(self, username, password, other)
+        access = self.broker_info
+        tls = access.tls_required
+        port = access.tls_port if tls else access.plaintext_port
+        assert port is not None
+        attacker = self._client(
+            _url("mqtts" if tls else "mqtt", "127.0.0.1", port, username, password),
+            self._ca_file if tls else None,
+            "grader-intruder",
+            auto_reconnect=False,
+        )
+        admin_url, ca = self.admin_url()
+        witness = self._client(admin_url, ca, "grader-witness", auto_reconnect=False)
+        return await cross_tenant_attempt(attacker, witness, username, other)

@@ -11,13 +11,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from grader.checks.registry import CheckRegistry, default_registry
 from grader.environment import StudentRun
 from grader.results import Result
 from grader.runner import GATEWAY_WAIT_S, GatewaySpec, grade, now_ms, publish
 from grader.sandbox import SandboxChoice, SandboxUnavailableError, choose_sandbox
 from grader.scoring import not_gradable, submission_error
 from grader.signing import SigningKey, load_signing_key
-from grader.spec import LabSpec, load_lab
+from grader.spec import LabPlan, LabSpec, prepare_lab
 from grader.submission import (
     SubmissionError,
     check_size,
@@ -85,8 +86,9 @@ def resolve_gateway(
 
 
 def student_run(
-    lab: LabSpec, student: str, out: Path, submission: Path | None, settings: Settings
+    plan: LabPlan, student: str, out: Path, submission: Path | None, settings: Settings
 ) -> StudentRun:
+    lab = plan.lab
     policy = None
     if lab.broker.from_submission is not None:
         if submission is None:
@@ -97,7 +99,7 @@ def student_run(
             )
         policy = load_broker_policy(submission / lab.broker.from_submission)
     return StudentRun(
-        lab, check_name("student", student), settings.course_secret, out.resolve(), policy
+        plan, check_name("student", student), settings.course_secret, out.resolve(), policy
     )
 
 
@@ -114,16 +116,19 @@ async def grade_one(
     key: SigningKey | None = None,
     sandbox: str | None = None,
     hide: Sequence[Path] = (),
+    registry: CheckRegistry | None = None,
 ) -> Result:
+    """prepare (lab, submission, sandbox) then runner.grade; see the module docstring."""
     settings = settings or Settings.from_env()
     key = key or load_signing_key(settings)
     choice = sandbox_choice(sandbox or settings.sandbox)
-    lab = load_lab(lab_path)
+    plan = prepare_lab(lab_path, registry or default_registry())
+    lab = plan.lab
     started = now_ms()
     out = Path(os.path.abspath(out))  # noqa: ASYNC240 (no I/O: a path joined to the cwd)
-    bare = StudentRun(lab, check_name("student", student), settings.course_secret, out)
+    bare = StudentRun(plan, check_name("student", student), settings.course_secret, out)
     try:
-        run = student_run(lab, student, out, submission, settings)
+        run = student_run(plan, student, out, submission, settings)
         gateway = resolve_gateway(
             lab,
             gateway_cmd=gateway_cmd,

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.checks.registry import default_registry
 from grader.environment import LabEnvironment, NotGradableError, StudentRun
 from grader.gateway_process import GatewayProcess, SweepError
 from grader.observation import (
@@ -129,7 +128,7 @@ class LabRun:
         )
         await self.process.start()
 
-    async def _play(self, step: ScenarioStep) -> None:
+    async def _play(self, index: int, step: ScenarioStep) -> None:
         await asyncio.sleep(max(0.0, self.started_monotonic + step.at - time.monotonic()))
         started = now_ms()
         detail: dict[str, Any] = {"at_s": step.at, "duration_s": step.duration}
@@ -151,25 +150,20 @@ class LabRun:
             await asyncio.sleep(step.duration)
             await self.process.start()
         elif step.action == "plant_event":
-            from simulators.scenario import scenario_from_events
-
-            for event in scenario_from_events([{"at": 0, **step.event}], "lab.yaml").events:
-                await self.env.sim.inject(event)
+            await self.env.sim.inject(self.env.run.plan.plant_events[index])
             detail.update(step.event)
         self.actions.append(ActionRecord(step.action, started, now_ms(), detail))
 
     def _probe_tasks(self) -> list[asyncio.Task[None]]:
-        registry = default_registry()
         sheet = self.env.datasheet
         assert sheet is not None
         tasks: list[asyncio.Task[None]] = []
-        for spec in self.lab.checks:
-            kind = registry.get(spec.kind)
-            if kind is None or kind.probe is None:
+        for check in self.env.run.plan.checks:
+            if check.kind.probe is None:
                 continue
             context: ProbeContext[Any] = ProbeContext(
-                spec.id,
-                kind.params.model_validate(spec.params),
+                check.spec.id,
+                check.params,
                 self.lab,
                 sheet,
                 self.env.tenant,
@@ -178,15 +172,15 @@ class LabRun:
                 self.started_monotonic,
                 self.probe_records,
             )
-            name = f"probe of check {spec.id}"
-            tasks.append(asyncio.create_task(_guarded(name, kind.probe(context)), name=name))
+            name = f"probe of check {check.spec.id}"
+            tasks.append(asyncio.create_task(_guarded(name, check.kind.probe(context)), name=name))
         return tasks
 
     def _step_tasks(self) -> list[asyncio.Task[None]]:
         tasks = []
-        for step in self.lab.scenario:
+        for index, step in enumerate(self.lab.scenario):
             name = f"scenario step {step.action} at {step.at:g} s"
-            tasks.append(asyncio.create_task(_guarded(name, self._play(step)), name=name))
+            tasks.append(asyncio.create_task(_guarded(name, self._play(index, step)), name=name))
         return tasks
 
     async def _wait_for_external_gateway(self) -> None:
@@ -355,7 +349,7 @@ async def grade(run: StudentRun, gateway: GatewaySpec, key: SigningKey) -> Resul
     try:
         outcome = await observe(run, gateway)
         _save_messages(outcome.observation, run.out_dir)
-        checks = run_checks(run.lab, outcome.datasheet, outcome.observation)
+        checks = run_checks(run.plan, outcome.datasheet, outcome.observation)
         result = build_result(run.lab, run.student, run.seed, started, now_ms(), checks)
         result = result.model_copy(update={"sandbox": outcome.sandbox})
     except (NotGradableError, CheckCrashError, SweepError, OSError, ImportError) as exc:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from grader.checks.registry import CheckContext, CheckRegistry, default_registry
+from grader.checks.registry import CheckContext
 from grader.observation import Observation
 from grader.results import CheckResult, Result
-from grader.spec import LabSpec
+from grader.spec import LabPlan, LabSpec
 from iiotlab.datasheet import Datasheet
 
 logger = logging.getLogger(__name__)
@@ -34,23 +34,16 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_checks(
-    lab: LabSpec,
-    datasheet: Datasheet,
-    observation: Observation,
-    registry: CheckRegistry | None = None,
-) -> list[CheckResult]:
-    registry = registry or default_registry()
+def run_checks(plan: LabPlan, datasheet: Datasheet, observation: Observation) -> list[CheckResult]:
+    """evaluate + score: every resolved check of the lab on what the run saw."""
     results = []
-    for spec in lab.checks:
-        kind = registry.get(spec.kind)
-        if kind is None:
-            raise CheckCrashError(f"check kind {spec.kind!r} is not installed")
+    for check in plan.checks:
+        spec = check.spec
         context: CheckContext[Any] = CheckContext(
-            lab, spec, kind.params.model_validate(spec.params), datasheet, observation
+            plan.lab, spec, check.params, datasheet, observation
         )
         try:
-            outcome = kind.evaluate(context)
+            outcome = check.kind.evaluate(context)
         except Exception as exc:
             logger.exception("check %s crashed", spec.id)
             raise CheckCrashError(f"check {spec.id} ({spec.kind}) crashed: {exc!r}") from exc

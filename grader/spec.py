@@ -6,9 +6,10 @@ validation error's location can be mapped back to the line it came from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -20,8 +21,12 @@ from pydantic import (
     model_validator,
 )
 
+from grader.checks.registry import CheckRegistry, ResolvedCheck
 from grader.sandbox.limits import RunLimits
 from iiotlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from simulators.scenario import ScenarioEvent
 
 Track = Literal["network", "edge", "platform", "security", "integration"]
 ScenarioAction = Literal[
@@ -199,10 +204,10 @@ def _validation_error(
     )
 
 
-def _check_kinds(path: Path, node: yaml.Node, lab: LabSpec) -> None:
-    from grader.checks.registry import default_registry
-
-    registry = default_registry()
+def _resolve_checks(
+    path: Path, node: yaml.Node, lab: LabSpec, registry: CheckRegistry
+) -> tuple[ResolvedCheck, ...]:
+    resolved = []
     for index, spec in enumerate(lab.checks):
         kind = registry.get(spec.kind)
         if kind is None:
@@ -216,9 +221,10 @@ def _check_kinds(path: Path, node: yaml.Node, lab: LabSpec) -> None:
                 expected="one of " + ", ".join(sorted(registry.names())),
             )
         try:
-            kind.params.model_validate(spec.params)
+            params = kind.params.model_validate(spec.params)
         except ValidationError as exc:
             raise _validation_error(path, node, exc, ("checks", index, "params")) from None
+        resolved.append(ResolvedCheck(spec, kind, params))
     ids = [c.id for c in lab.checks]
     for index, check_id in enumerate(ids):
         if ids.index(check_id) != index:
@@ -231,10 +237,47 @@ def _check_kinds(path: Path, node: yaml.Node, lab: LabSpec) -> None:
                 value=check_id,
                 expected="a unique id per check",
             )
+    return tuple(resolved)
 
 
-def load_lab(path: str | Path) -> LabSpec:
-    """Load labs/<id>/lab.yaml (or the folder holding it) into a LabSpec."""
+def _plant_events(path: Path, node: yaml.Node, lab: LabSpec) -> dict[int, ScenarioEvent]:
+    """Each plant_event step as the simulator's event, checked now rather than mid-run."""
+    from simulators.scenario import scenario_from_events
+
+    events: dict[int, ScenarioEvent] = {}
+    for index, step in enumerate(lab.scenario):
+        if step.action != "plant_event":
+            continue
+        line, _ = _line_of(node, ["scenario", index, "event"])
+        if not step.event:
+            raise ConfigError(
+                "a plant_event step needs an event",
+                file=path,
+                line=line,
+                key=f"scenario.{index}.event",
+                expected="e.g. {kind: spike, tag: level, magnitude: 2, duration_s: 3}",
+            )
+        try:
+            (event,) = scenario_from_events([{"at": 0, **step.event}], str(path)).events
+        except ConfigError as exc:
+            raise ConfigError(
+                f"bad plant_event: {exc}", file=path, line=line, key=f"scenario.{index}.event"
+            ) from None
+        events[index] = event
+    return events
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    """A lab ready to run: its spec, its checks resolved, its plant events parsed."""
+
+    lab: LabSpec
+    checks: tuple[ResolvedCheck, ...]
+    plant_events: Mapping[int, ScenarioEvent] = field(default_factory=dict)
+
+
+def prepare_lab(path: str | Path, registry: CheckRegistry) -> LabPlan:
+    """Load labs/<id>/lab.yaml (or its folder) and resolve it against `registry`."""
     path = Path(path)
     if path.is_dir():
         path = path / "lab.yaml"
@@ -253,5 +296,13 @@ def load_lab(path: str | Path) -> LabSpec:
             value=lab.id,
             expected=repr(path.parent.name),
         )
-    _check_kinds(path, node, lab)
-    return lab.model_copy(update={"directory": path.parent})
+    checks = _resolve_checks(path, node, lab, registry)
+    events = _plant_events(path, node, lab)
+    return LabPlan(lab.model_copy(update={"directory": path.parent}), checks, events)
+
+
+def load_lab(path: str | Path, registry: CheckRegistry | None = None) -> LabSpec:
+    """The LabSpec of labs/<id>/lab.yaml (or its folder), validated like prepare_lab."""
+    from grader.checks.registry import default_registry
+
+    return prepare_lab(path, registry or default_registry()).lab

@@ -98,6 +98,15 @@ class CheckKind:
     probe: Probe | None = None
 
 
+@dataclass(frozen=True)
+class ResolvedCheck:
+    """A lab's check bound to its kind, params validated: resolved once when a lab loads."""
+
+    spec: CheckSpec
+    kind: CheckKind
+    params: BaseModel
+
+
 class CheckRegistry:
     def __init__(self) -> None:
         self._kinds: dict[str, CheckKind] = {}

@@ -8,14 +8,14 @@ import secrets
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from grader.environment import LabEnvironment
+    from iiotlab.mqtt import MqttClient
 
 WAIT_S = 1.5
 
 
-async def _receives(client: object, marker: bytes) -> bool:
+async def _receives(client: MqttClient, marker: bytes) -> bool:
     async def first() -> bool:
-        async for message in client.messages():  # type: ignore[attr-defined]
+        async for message in client.messages():
             if message.payload == marker:
                 return True
         return False
@@ -27,26 +27,13 @@ async def _receives(client: object, marker: bytes) -> bool:
 
 
 async def cross_tenant_attempt(
-    env: LabEnvironment, username: str, password: str, other: str
+    attacker: MqttClient, witness: MqttClient, username: str, other: str
 ) -> dict[str, str]:
-    """As `username`: subscribe to and publish on `iiot/<other>/...`; what got through."""
+    """As `attacker` (a tenant's account): subscribe to and publish on `iiot/<other>/...`.
+
+    `witness` is the grader's administrator; what got through is returned."""
     from iiotlab.mqtt import MqttConnectError, MqttSubscribeError
 
-    access = env.broker_info
-    tls = access.tls_required
-    port = access.tls_port if tls else access.plaintext_port
-    assert port is not None
-    scheme = "mqtts" if tls else "mqtt"
-    from grader.environment import _url
-
-    attacker = env._client(
-        _url(scheme, "127.0.0.1", port, username, password),
-        env._ca_file if tls else None,
-        "grader-intruder",
-        auto_reconnect=False,
-    )
-    admin_url, ca = env.admin_url()
-    witness = env._client(admin_url, ca, "grader-witness", auto_reconnect=False)
     topic = f"iiot/{other}/victim-1/telemetry"
     result = {"cross_tenant_read": "not attempted", "cross_tenant_write": "not attempted"}
     try:

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 import grader.runner
+from grader.checks.registry import default_registry
 from grader.classmode import read_roster
 from grader.environment import NotGradableError, StudentRun
 from grader.faults.proxy import TcpFaultProxy
 from grader.runner import GatewaySpec, grade
 from grader.sandbox import RunLimits
 from grader.signing import verify, write_new_key
-from grader.spec import load_lab
+from grader.spec import prepare_lab
 from grader.submission import NoSubmissionError, gateway_command, load_broker_policy
 from iiotlab.errors import ConfigError
 from tests.grader.grading_helpers import gateway_process
@@ -94,9 +95,9 @@ async def test_grader_failure_is_not_gradable_never_zero(
 
     monkeypatch.setattr(grader.runner, "observe", broken)
     key = write_new_key(tmp_path / "key.pem")
-    lab = load_lab(ROOT / "labs" / "net-01-modbus-datasheet")
+    plan = prepare_lab(ROOT / "labs" / "net-01-modbus-datasheet", default_registry())
     result = await grade(
-        StudentRun(lab, "alice", "secret", tmp_path / "out"), GatewaySpec("true", tmp_path), key
+        StudentRun(plan, "alice", "secret", tmp_path / "out"), GatewaySpec("true", tmp_path), key
     )
     assert not result.gradable and "mosquitto" in (result.reason or "")
     assert result.checks == [] and result.max_score == 100

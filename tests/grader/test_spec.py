@@ -120,3 +120,36 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_id_must_match_folder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="differs from its folder"):
         load_lab(write(tmp_path, GOOD.replace("id: lab-x", "id: lab-y")))
+
+
+def test_plant_events_are_checked_when_the_lab_loads(tmp_path: Path) -> None:
+    bad = GOOD.replace(
+        "  - {at: 5, action: broker_outage, duration: 2}\n",
+        "  - {at: 5, action: broker_outage, duration: 2}\n"
+        "  - {at: 8, action: plant_event, event: {kind: earthquake, tag: level}}\n",
+    )
+    with pytest.raises(ConfigError, match=r"lab\.yaml:10: bad plant_event.*earthquake"):
+        load_lab(write(tmp_path, bad))
+
+
+def test_prepare_resolves_checks_once_against_the_registry_passed_in(tmp_path: Path) -> None:
+    from pydantic import BaseModel
+
+    from grader.checks.registry import CheckParams, CheckRegistry, check
+    from grader.spec import prepare_lab
+
+    class Limit(CheckParams):
+        min_fraction: float
+
+    registry = CheckRegistry()
+
+    @check("values_match_truth", params=Limit, registry=registry)
+    def _values(ctx: object) -> object:  # a stand-in kind, registered in this registry only
+        raise AssertionError("not evaluated here")
+
+    plan = prepare_lab(write(tmp_path, GOOD), registry)
+    (resolved,) = plan.checks
+    assert resolved.kind is registry.get("values_match_truth")
+    assert isinstance(resolved.params, BaseModel) and resolved.params.min_fraction == 0.8
+    with pytest.raises(ConfigError, match="unknown check kind"):
+        prepare_lab(tmp_path / "lab-x", CheckRegistry())
