@@ -54,9 +54,13 @@ async def _received_seqs(subscriber: MqttClient, count: int) -> list[int]:
     return seqs
 
 
-def _describe_loss(seqs: list[int]) -> str:
-    missing = sorted(set(range(TOTAL)) - set(seqs))
-    return f"{len(missing)} of {TOTAL} acknowledged messages lost, first ones {missing[:5]}"
+def _describe_loss(seqs: list[int], total: int = TOTAL) -> str:
+    missing = sorted(set(range(total)) - set(seqs))
+    duplicates = len(seqs) - len(set(seqs))
+    return (
+        f"{len(missing)} of {total} acknowledged messages lost, first ones {missing[:5]}; "
+        f"{duplicates} duplicates"
+    )
 
 
 @pytest.mark.parametrize("large", [False, True], ids=["small", "with-large"])
@@ -95,4 +99,28 @@ async def test_a_quick_clean_reconnect_keeps_the_previous_connections_messages(
         async with connected(broker.url, "gateway") as restarted:
             await restarted.publish(TOPIC, f"{TOTAL}:".encode(), qos=1)
         seqs = await _received_seqs(subscriber, TOTAL + 1)
-    assert sorted(seqs) == list(range(TOTAL + 1)), _describe_loss(seqs)
+    assert sorted(seqs) == list(range(TOTAL + 1)), _describe_loss(seqs, TOTAL + 1)
+
+
+async def test_an_offline_persistent_session_queues_past_mosquittos_defaults(
+    start_broker: StartBroker,
+) -> None:
+    """Mosquitto's defaults (1,000 queued, 20 in flight) would drop most of these; the
+    generated configuration raises both (max_queued_messages, max_inflight_messages)."""
+    async with start_broker(BrokerConfig()) as broker:
+        platform = MqttClient(broker.url, client_id="platform", clean_start=False)
+        await platform.connect()
+        await platform.subscribe("iiot/demo/#", qos=1)
+        await platform.disconnect()
+
+        publisher = MqttClient(broker.url, client_id="gateway")
+        await publisher.connect()
+        await _publish_all_then_disconnect(publisher)
+
+        platform = MqttClient(broker.url, client_id="platform", clean_start=False)
+        await platform.connect()
+        try:
+            seqs = await _received_seqs(platform, TOTAL)
+        finally:
+            await platform.disconnect()
+    assert seqs == list(range(TOTAL)), _describe_loss(seqs)
