@@ -17,8 +17,8 @@ from iiotlab.mqtt.errors import BrokerStartError
 
 _PLUGINS = "iiotlab.mqtt.amqtt_plugins"
 _STOP_TIMEOUT_S = 10.0
-# How long a closing connection may take to hand its acknowledged messages on; amqtt's
-# loop does a few hundred thousand a second, so this is a safety net, never a wait.
+# How long a closing connection may take to hand its acknowledged messages on: a safety
+# net; amqtt's loop hands on over a thousand a second (270 in 0.16 s on a busy 2-core box).
 _DRAIN_TIMEOUT_S = 30.0
 _DRAIN_POLL_S = 0.001
 _log = logging.getLogger(__name__)
@@ -85,8 +85,9 @@ class _DeliveryWatch:
 
 
 class _LabAmqttBroker(AmqttBroker):  # type: ignore[misc]
-    """amqtt with three fixes: the subscription table (see _SnapshotDict), retained
-    messages on connect, and replaying a persistent session's offline queue.
+    """amqtt with four fixes — the subscription table (see _SnapshotDict), acknowledged
+    messages lost on disconnect (see _client_message_loop), retained messages on
+    connect, replaying a persistent session's offline queue — and a message size limit.
 
     On every connect amqtt 0.12 sends the retained messages of *every* filter in the
     broker's subscription table, whoever subscribed it, without an ACL check: a student
