@@ -43,4 +43,4 @@ async def test_solution_full_marks_and_starter_loses_platform_checks(tmp_path: P
         bob["alarm"]["evidence"]["saw"]["event_ts"]
         and not bob["alarm"]["evidence"]["saw"]["alarms"]
     )
-    assert 0 < bob["alarm"]["points"] < bob["alarm"]["max_points"]
+    assert bob["alarm"]["points"] == 0  # the spike is the grader's doing: it earns nothing
