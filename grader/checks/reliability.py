@@ -138,11 +138,20 @@ def no_loss_across_broker_outage(ctx: CheckContext[OutageParams]) -> CheckOutcom
         return _no_action(ctx, "broker_outage")
     records = obs.telemetry
     gaps, duplicates = _seq_gaps(records)
+    numbered = [r for r in records if r.seq is not None]
+    # contiguous across each outage: numbered messages on both sides of it, no gap between
+    spans = all(
+        any(r.received_ms < o.started_ms for r in numbered)
+        and any(r.received_ms >= o.ended_ms for r in numbered)
+        for o in outages
+    )
     parts: list[tuple[str, float, bool]] = [
         (
-            f"seq contiguous ({len(gaps)} gaps, {duplicates} duplicates)",
+            f"seq contiguous across the outage ({len(gaps)} gaps, {duplicates} duplicates"
+            + ("" if spans else ", no messages on both sides of it")
+            + ")",
             2.0,
-            any(r.seq is not None for r in records) and not gaps,
+            spans and not gaps,
         ),
     ]
     windows = []

@@ -39,7 +39,8 @@ def poller(*, restamp: bool = False, period_ms: int = 500) -> list[ObservedMessa
                     telemetry(old_seq, stamp, {"level": 1.5}, received=received, replayed=True)
                 )
             backlog = []
-        out.append(telemetry(seq, ts, {"level": 1.5}, received=max(ts + 20, RECONNECT + 200)))
+        received = ts + 20 if ts < CUT else max(ts + 20, RECONNECT + 200)
+        out.append(telemetry(seq, ts, {"level": 1.5}, received=received))
     return out
 
 
@@ -123,3 +124,10 @@ def test_a_short_blip_below_hold_time_requires_nothing() -> None:
         with_truth(deadband_only(sampled_in_outage=False), TruthSeries(tuple(blip))),
     )
     assert outcome.passed, outcome.message
+
+
+def test_seq_counts_only_across_the_outage() -> None:
+    """One message before the cut and nothing after is no contiguous seq to speak of."""
+    early = [m for m in poller() if m.received_ms < CUT]
+    outcome = run_check("no_loss_across_broker_outage", with_truth(early, quiet()))
+    assert outcome.points == 0 and "no messages on both sides" in outcome.message
