@@ -70,6 +70,7 @@ def _sent(obs: Observation, check_id: str) -> ProbeRecord | None:
 
 
 def _ack(obs: Observation, command_id: str, sent_ms: int, within_s: float) -> dict[str, Any] | None:
+    """The gateway's answer to the command: the contract's fields only, as evidence."""
     for message in obs.of_kind("cmd/ack"):
         data = message.json()
         if (
@@ -77,7 +78,13 @@ def _ack(obs: Observation, command_id: str, sent_ms: int, within_s: float) -> di
             and data.get("id") == command_id
             and sent_ms <= message.received_ms <= sent_ms + within_s * 1000
         ):
-            return {**data, "received_ms": message.received_ms}
+            ok, error = data.get("ok"), data.get("error")
+            return {
+                "id": command_id,
+                "ok": ok if isinstance(ok, bool) else None,
+                "error": error[:500] if isinstance(error, str) else None,
+                "received_ms": message.received_ms,
+            }
     return None
 
 

@@ -20,7 +20,8 @@ GRADER_KINDS = ("cmd",)  # published by the grader itself, not graded
 
 def _state(message: ObservedMessage) -> str | None:
     data = message.json()
-    return data.get("state") if isinstance(data, dict) else None
+    state = data.get("state") if isinstance(data, dict) else None
+    return state[:40] if isinstance(state, str) else None
 
 
 class OnlineParams(CheckParams):

@@ -53,3 +53,26 @@ def test_every_builtin_kind_meets_hostile_input() -> None:
         k.name for k in default_registry().kinds() if k.evaluate.__module__ in BUILTIN_MODULES
     }
     assert builtin == set(DO_NOTHING)
+
+
+def test_hostile_acks_and_statuses_leave_only_contract_fields_in_evidence() -> None:
+    nested = {"deep": [[[[[[["x"]]]]]]] * 10}
+    ack = {"v": 1, "id": "grader-c", "ok": False, "error": nested, "extra": nested}
+    messages = [
+        ObservedMessage(f"iiot/{TENANT}/{DEVICE}/cmd/ack", json.dumps(ack).encode(), T0 + 6100),
+        ObservedMessage(
+            f"iiot/{TENANT}/{DEVICE}/status", json.dumps({"state": nested}).encode(), T0 + 100
+        ),
+    ]
+    params, probes = DO_NOTHING["command_refusal"]
+    obs = observation(messages, probes=tuple(probes))
+    refusal = run_check("command_refusal", obs, **params)
+    assert refusal.evidence["saw"]["ack"] == {
+        "id": "grader-c",
+        "ok": False,
+        "error": None,
+        "received_ms": T0 + 6100,
+    }
+    assert refusal.points == 5  # answered and did not write; no error text
+    online = run_check("gateway_online", obs)
+    assert online.evidence["saw"] == [{"state": None, "received_ms": T0 + 100}]
