@@ -107,7 +107,11 @@ async def test_an_offline_persistent_session_queues_past_mosquittos_defaults(
 ) -> None:
     """Mosquitto's defaults (1,000 queued, 20 in flight) would drop most of these; the
     generated configuration raises both (max_queued_messages, max_inflight_messages)."""
-    async with start_broker(BrokerConfig()) as broker:
+    async with (
+        start_broker(BrokerConfig()) as broker,
+        connected(broker.url, "watcher") as watcher,
+    ):
+        await watcher.subscribe("iiot/demo/#", qos=1)
         platform = MqttClient(broker.url, client_id="platform", clean_start=False)
         await platform.connect()
         await platform.subscribe("iiot/demo/#", qos=1)
@@ -116,6 +120,10 @@ async def test_an_offline_persistent_session_queues_past_mosquittos_defaults(
         publisher = MqttClient(broker.url, client_id="gateway")
         await publisher.connect()
         await _publish_all_then_disconnect(publisher)
+        # The platform comes back once the broadcast is over: amqtt may reorder (and
+        # rarely duplicate) messages still being broadcast while a session reconnects,
+        # a separate quirk (docs/mqtt.md).
+        assert len(await _received_seqs(watcher, TOTAL)) == TOTAL
 
         platform = MqttClient(broker.url, client_id="platform", clean_start=False)
         await platform.connect()
