@@ -4,6 +4,10 @@ Each student runs in a subprocess (`python -m iiotlab.cli grade ...`) with its o
 tenant, variant and output folder, so one student's gateway cannot disturb another's
 grading and both cores are used. gradebook.csv gets a row per roster student, including
 those without a submission and those the grader could not grade.
+
+Grading one student is the seam: a `StudentGrader` (here `LocalGrader`; a cluster job in
+grader/cluster/) leaves result.json, report.html, junit.xml and logs in the student's out
+folder, and the gradebook row is derived from that result whoever graded it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import Progress
@@ -92,39 +96,68 @@ def _has_submission(folder: Path, out: Path) -> bool:
     return (folder / COMMAND_FILE).is_file() or (folder / SCRIPT_FILE).is_file()
 
 
+@dataclass(frozen=True)
+class StudentJob:
+    """One student to grade: the lab, the submission folder and the student's out folder."""
+
+    lab: Path  # resolved lab folder or lab.yaml
+    student: str
+    submission: Path
+    out: Path  # OUT/<student>/
+    hide: tuple[Path, ...]  # what the submission must not see: the class's folders
+
+
+class StudentGrader(Protocol):
+    """Grades one student into `job.out` (result.json, report.html, junit.xml, logs)."""
+
+    async def grade(self, job: StudentJob) -> None: ...
+
+
+class LocalGrader:
+    """`iiotlab grade` in a subprocess on this machine, `parallel` students at a time."""
+
+    def __init__(self, parallel: int = 2) -> None:
+        self._gate = asyncio.Semaphore(parallel)
+
+    async def grade(self, job: StudentJob) -> None:
+        async with self._gate:
+            await self._run(job)
+
+    async def _run(self, job: StudentJob) -> None:
+        hidden = [arg for path in job.hide for arg in ("--hide", str(path))]
+        with (job.out / "grader.log").open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "iiotlab.cli",
+                "grade",
+                str(job.lab),
+                "--student",
+                job.student,
+                "--submission",
+                str(job.submission),
+                "--out",
+                str(job.out),
+                *hidden,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+            try:
+                await process.wait()
+            except asyncio.CancelledError:
+                process.kill()
+                await process.wait()
+                raise
+
+
 async def _grade_student(
-    lab: Path, student: str, folder: Path, out: Path, max_score: float
+    grader: StudentGrader, lab: Path, student: str, folder: Path, out: Path, max_score: float
 ) -> GradebookRow:
     if not _has_submission(folder, out):
         return GradebookRow(student, None, max_score, True, "no submission", {})
-    with (out / "grader.log").open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "iiotlab.cli",
-            "grade",
-            str(lab),
-            "--student",
-            student,
-            "--submission",
-            str(folder),
-            "--out",
-            str(out),
-            # no student sees the class's out folder or another student's submission
-            "--hide",
-            str(out.parent),
-            "--hide",
-            str(folder.parent),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            await process.wait()
-        except asyncio.CancelledError:
-            process.kill()
-            await process.wait()
-            raise
+    # no student sees the class's out folder or another student's submission
+    await grader.grade(StudentJob(lab, student, folder, out, (out.parent, folder.parent)))
     return row_from_result(student, _read_result(out / "result.json"), max_score)
 
 
@@ -195,23 +228,25 @@ async def grade_class(
     *,
     parallel: int = 2,
     show_progress: bool = True,
+    grader: StudentGrader | None = None,
 ) -> list[GradebookRow]:
+    """Grade the roster with `grader` (default: LocalGrader(parallel)); write gradebook.csv."""
     lab = load_lab(lab_path)
     students = read_roster(roster)
     lab_path, submissions = _absolute(lab_path, submissions)
-    gate = asyncio.Semaphore(parallel)
+    chosen = grader or LocalGrader(parallel)
     with Progress(disable=not show_progress, transient=False) as progress:
         task = progress.add_task(f"grading {lab.id}", total=len(students))
 
         async def one(student: str) -> GradebookRow:
-            async with gate:
-                row = await _grade_student(
-                    lab_path.resolve(),
-                    student,
-                    (submissions / student).resolve(),
-                    out / student,
-                    lab.max_score,
-                )
+            row = await _grade_student(
+                chosen,
+                lab_path.resolve(),
+                student,
+                (submissions / student).resolve(),
+                out / student,
+                lab.max_score,
+            )
             progress.advance(task)
             return row
 

@@ -1,4 +1,5 @@
-"""Grader commands: `iiotlab grade`, `iiotlab verify`, `iiotlab class grade`, `iiotlab lab`."""
+"""Grader commands: `iiotlab grade`, `iiotlab verify`, `iiotlab class grade`, `iiotlab lab`,
+`iiotlab worker`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
+
+from grader.cluster.cli import worker as cluster_worker
 
 class_app = typer.Typer(help="Grade a whole class.", no_args_is_help=True)
 lab_app = typer.Typer(help="Inspect labs.", no_args_is_help=True)
@@ -118,13 +121,26 @@ def _class_grade(
     out: Path = typer.Option(..., "--out", help="Folder for per-student results + gradebook."),
     parallel: int = typer.Option(2, "--parallel", min=1, max=64, help="Students at a time."),
     labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        help="Redis broker URL (redis://HOST:PORT/DB): one job per student to the "
+        "`iiotlab worker`s instead of grading here (needs iiotlab[cluster]).",
+    ),
 ) -> None:
     """Grade every student of a roster, N at a time; writes gradebook.csv."""
     from grader.catalog import resolve_lab
-    from grader.classmode import grade_class
+    from grader.classmode import StudentGrader, grade_class
 
     lab_path = resolve_lab(lab, labs)
-    rows = asyncio.run(grade_class(lab_path, roster, submissions, out, parallel=parallel))
+    grader: StudentGrader | None = None
+    if cluster is not None:
+        from grader.cluster.cli import cluster_grader
+
+        grader = cluster_grader(cluster)
+    rows = asyncio.run(
+        grade_class(lab_path, roster, submissions, out, parallel=parallel, grader=grader)
+    )
     typer.echo(f"gradebook: {out / 'gradebook.csv'} ({len(rows)} students)")
 
 
@@ -238,5 +254,6 @@ def register(app: typer.Typer) -> None:
     """Add this part's commands to the iiotlab CLI."""
     app.command("grade")(_grade)
     app.command("verify")(_verify)
+    app.command("worker")(cluster_worker)
     app.add_typer(class_app, name="class")
     app.add_typer(lab_app, name="lab")

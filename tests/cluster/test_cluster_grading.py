@@ -1,0 +1,203 @@
+"""Class grading through real workers: `redis-server` on a free port, `iiotlab worker`s.
+
+net-01 (6 s) with its solution for some students and its starter for others. The
+coordinator signs with its own key file, which the workers never see; they share the
+course secret. Scores must equal a local class run of the same students.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grader.classmode import GradebookRow, grade_class, verify_gradebook
+from grader.cluster.celery_app import QUEUE, ClusterQueue
+from grader.cluster.coordinator import ClusterGrader
+from grader.signing import load_signing_key, write_new_key
+from iiotlab.settings import Settings
+from tests.cluster.cluster_helpers import RedisServer, Worker, wait_for
+
+pytestmark = [pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+NET01 = ROOT / "labs" / "net-01-modbus-datasheet"
+SECRET = "cluster-test-course-secret"
+TIME_LIMIT_S = 20.0  # a 6 s lab; one run takes ~9 s alone
+VISIBILITY_TIMEOUT_S = 40.0  # what a killed worker's jobs wait before another worker runs them
+
+
+def make_class(tmp_path: Path, count: int) -> tuple[Path, Path]:
+    """Students s0..: even ones submit the solution, odd ones the starter."""
+    submissions = tmp_path / "submissions"
+    students = [f"s{i}" for i in range(count)]
+    for i, student in enumerate(students):
+        shutil.copytree(NET01 / ("solution" if i % 2 == 0 else "starter"), submissions / student)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student\n" + "".join(f"{s}\n" for s in students))
+    return roster, submissions
+
+
+@pytest.fixture
+def coordinator_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """This process is the coordinator: its own signing key and data folder."""
+    key = tmp_path / "keys" / "signing-key.pem"
+    write_new_key(key)
+    monkeypatch.setenv("IIOTLAB_SIGNING_KEY", str(key))
+    monkeypatch.setenv("IIOTLAB_DATA_DIR", str(tmp_path / "coordinator"))
+    monkeypatch.setenv("IIOTLAB_COURSE_SECRET", SECRET)
+    return Settings.from_env()
+
+
+def worker_env(tmp_path: Path) -> dict[str, str]:
+    """A grading machine's environment: the course secret, no signing key of the course."""
+    env = {k: v for k, v in os.environ.items() if k != "IIOTLAB_SIGNING_KEY"}
+    env |= {"IIOTLAB_COURSE_SECRET": SECRET, "IIOTLAB_DATA_DIR": str(tmp_path / "worker-data")}
+    return env
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+def start_workers(
+    tmp_path: Path, redis_server: RedisServer, names: list[str], concurrency: int = 2
+) -> list[Worker]:
+    workers = [
+        Worker(
+            redis_server.url,
+            tmp_path / f"{name}.log",
+            concurrency=concurrency,
+            visibility_timeout_s=VISIBILITY_TIMEOUT_S,
+            env=worker_env(tmp_path),
+        )
+        for name in names
+    ]
+    for worker in workers:
+        worker.wait_ready()
+    return workers
+
+
+def cluster_grader(
+    redis_server: RedisServer, settings: Settings, **options: float
+) -> ClusterGrader:
+    queue = ClusterQueue(redis_server.url)
+    queue.check()
+    return ClusterGrader(queue, settings=settings, key=load_signing_key(settings), **options)
+
+
+def gradebook(out: Path) -> list[dict[str, str]]:
+    with (out / "gradebook.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def scores(rows: list[GradebookRow]) -> dict[str, float | None]:
+    return {row.student: row.score for row in rows}
+
+
+@pytest.mark.timeout(300)
+async def test_a_class_through_two_workers_one_killed_mid_job(
+    tmp_path: Path, coordinator_env: Settings, redis_server: RedisServer
+) -> None:
+    roster, submissions = make_class(tmp_path, 6)
+    workers = start_workers(tmp_path, redis_server, ["worker-a", "worker-b"])
+    doomed, survivor = workers
+    grader = cluster_grader(redis_server, coordinator_env, time_limit_s=TIME_LIMIT_S)
+    out = tmp_path / "cluster-out"
+
+    async def kill_when_grading() -> list[str]:
+        """SIGKILL worker A (and its pool) a few seconds into its first jobs."""
+        await asyncio.to_thread(wait_for, lambda: "received" in doomed.text(), 60, "a job")
+        await asyncio.sleep(3)
+        doomed.kill()
+        return re.findall(r"grade_student\[([0-9a-f-]+)\] received", doomed.text())
+
+    started = time.monotonic()
+    try:
+        cluster_rows, lost = await asyncio.gather(
+            grade_class(NET01, roster, submissions, out, show_progress=False, grader=grader),
+            kill_when_grading(),
+        )
+    finally:
+        for worker in workers:
+            worker.stop()
+    cluster_s = time.monotonic() - started
+    print(f"cluster {cluster_s:.1f} s")
+    local_rows = await grade_class(
+        NET01, roster, submissions, tmp_path / "local-out", parallel=2, show_progress=False
+    )
+
+    assert lost, "worker A had received no job when it was killed"
+    assert "graded" not in doomed.text().split("received")[-1]
+    # every student once, graded, with the score of a local run
+    book = gradebook(out)
+    assert [row["student"] for row in book] == [f"s{i}" for i in range(6)]
+    assert all(row.gradable for row in cluster_rows), [r.status for r in cluster_rows]
+    assert scores(cluster_rows) == scores(local_rows)
+    assert {scores(cluster_rows)[f"s{i}"] for i in (0, 2, 4)} == {100.0}
+    assert all(scores(cluster_rows)[f"s{i}"] == 20.0 for i in (1, 3, 5))
+    # the killed worker's jobs ran again on the survivor
+    jobs = {s: json.loads((out / s / "job.json").read_text()) for s in scores(cluster_rows)}
+    rerun = [job for job in jobs.values() if job["task_id"] in lost]
+    assert rerun and all(job["worker"] in survivor.text() for job in rerun)
+    # results signed by the coordinator's key, which no worker had
+    assert verify_gradebook(out, load_signing_key(coordinator_env).private.public_key()) == []
+    assert cluster_s < 120, f"the class took {cluster_s:.0f} s"
+
+
+@pytest.mark.timeout(180)
+async def test_queued_jobs_survive_a_redis_restart(
+    tmp_path: Path, coordinator_env: Settings, redis_server: RedisServer
+) -> None:
+    roster, submissions = make_class(tmp_path, 3)
+    grader = cluster_grader(redis_server, coordinator_env, time_limit_s=TIME_LIMIT_S)
+    out = tmp_path / "out"
+    grading = asyncio.create_task(
+        grade_class(NET01, roster, submissions, out, show_progress=False, grader=grader)
+    )
+    # no worker yet: the three jobs wait in the queue
+    await asyncio.to_thread(
+        wait_for, lambda: redis_server.command("LLEN", QUEUE) == "3", 30, "3 queued jobs"
+    )
+    redis_server.stop()
+    redis_server.start()
+    assert redis_server.command("LLEN", QUEUE) == "3"
+    workers = start_workers(tmp_path, redis_server, ["worker"], concurrency=3)
+    try:
+        rows = await asyncio.wait_for(grading, 120)
+    finally:
+        workers[0].stop()
+    assert scores(rows) == {"s0": 100.0, "s1": 20.0, "s2": 100.0}
+    assert verify_gradebook(out, load_signing_key(coordinator_env).private.public_key()) == []
+
+
+@pytest.mark.timeout(120)
+async def test_a_job_past_its_time_limit_is_a_not_gradable_row(
+    tmp_path: Path, coordinator_env: Settings, redis_server: RedisServer
+) -> None:
+    roster, submissions = make_class(tmp_path, 1)
+    workers = start_workers(tmp_path, redis_server, ["worker"], concurrency=1)
+    grader = cluster_grader(redis_server, coordinator_env, time_limit_s=3)
+    out = tmp_path / "out"
+    try:
+        (row,) = await grade_class(
+            NET01, roster, submissions, out, show_progress=False, grader=grader
+        )
+    finally:
+        workers[0].stop()
+    assert not row.gradable and row.score is None
+    assert row.status.startswith("not gradable: the grading job passed its time limit of 3 s")
+    assert "grader.log" in os.listdir(out / "s0")  # the worker's logs came back
+    assert verify_gradebook(out, load_signing_key(coordinator_env).private.public_key()) == []
