@@ -47,6 +47,13 @@ class ModbusSourceConfig(_Model):
     )
     max_registers: int = Field(default=125, ge=1, le=125)
     max_bits: int = Field(default=2000, ge=1, le=2000)
+    pipeline: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="block reads in flight at once on the connection; more than 1 only "
+        "for devices that answer pipelined requests (pymodbus's server does not)",
+    )
     reconnect_max_s: float = Field(default=5.0, gt=0, description="longest retry delay")
 
 

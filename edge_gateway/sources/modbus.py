@@ -1,7 +1,9 @@
-"""Modbus TCP source: coalesced polling per poll group, reconnection with backoff, writes.
+"""Modbus TCP source: coalesced, pipelined polling per poll group, reconnection with
+backoff, writes.
 
-The only module importing the pymodbus client (pymodbus changes its API often; 3.16 says
-`device_id=`). Nothing of pymodbus leaves this module.
+A poll sends the blocks of its group back to back, up to `pipeline` requests in flight
+on the one connection (`modbus_tcp.ModbusTcpClient`; pymodbus's client sends one request
+at a time), and decodes each answer with one struct call per block (`BlockDecoder`).
 """
 
 from __future__ import annotations
@@ -12,25 +14,19 @@ import logging
 import time
 from collections.abc import Sequence
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
-
-from edge_gateway.codec import decode_block, encode_tag, read_item
+from edge_gateway.codec import BlockDecoder, encode_tag, read_item
 from edge_gateway.config import ModbusSourceConfig, TagConfig
 from edge_gateway.metrics import GatewayCounters
 from edge_gateway.planner import ReadBlock, plan_reads
 from edge_gateway.sources.base import Backoff, CycleSink, SourceCycle, WriteError
+from edge_gateway.sources.modbus_tcp import ModbusDeviceError, ModbusTcpClient
 from iiotlab.errors import RegisterCodecError
 from iiotlab.lifecycle import Service
 from iiotlab.payloads import MetricValue
 
 logger = logging.getLogger(__name__)
 
-_LINK_ERRORS = (ModbusException, ConnectionError, OSError, TimeoutError)
-
-
-class ModbusReadError(Exception):
-    """The device answered a read with a Modbus exception (e.g. 02, illegal address)."""
+_LINK_ERRORS = (ConnectionError, OSError, TimeoutError)
 
 
 class ModbusSource(Service):
@@ -50,7 +46,12 @@ class ModbusSource(Service):
         self._sink = sink
         self._counters = counters or GatewayCounters()
         self._plans = self._plan(tags, poll_groups or {})
-        self._client: AsyncModbusTcpClient | None = None
+        self._decoders = {
+            block: BlockDecoder(block, self._tags)
+            for blocks in self._plans.values()
+            for block in blocks
+        }
+        self._client: ModbusTcpClient | None = None
         self._backoff = Backoff(maximum=config.reconnect_max_s)
         self._retry_at = 0.0
         self._connect_lock = asyncio.Lock()
@@ -86,12 +87,8 @@ class ModbusSource(Service):
     async def start(self) -> None:
         if self._tasks:
             return
-        self._client = AsyncModbusTcpClient(
-            self.config.host,
-            port=self.config.port,
-            timeout=self.config.timeout_s,
-            retries=0,
-            reconnect_delay=0,  # we reconnect ourselves, with our backoff
+        self._client = ModbusTcpClient(
+            self.config.host, self.config.port, timeout_s=self.config.timeout_s
         )
         for interval, blocks in self._plans.items():
             task = asyncio.create_task(self._poll_loop(interval, blocks), name=f"poll {self.name}")
@@ -128,10 +125,37 @@ class ModbusSource(Service):
         }
         started = time.time()
         if await self._ensure_connected():
-            for block in blocks:
+            try:
+                await self._read_pipelined(blocks, values)
+            except _LINK_ERRORS as exc:
+                self._link_lost(exc)
+        ts_ms = int((started + time.time()) / 2 * 1000)
+        return SourceCycle(self.name, ts_ms, values)
+
+    async def _read_pipelined(
+        self, blocks: Sequence[ReadBlock], values: dict[str, MetricValue | None]
+    ) -> None:
+        """Up to `pipeline` reads in flight; answers are taken in request order."""
+        client = self._client
+        if client is None:
+            raise ConnectionError("not connected")
+        unit = self.config.unit_id
+        window = self.config.pipeline
+        futures = [
+            client.send_read(block.table, block.address, block.count, unit)
+            for block in blocks[:window]
+        ]
+        try:
+            for index, block in enumerate(blocks):
+                data: bytes | ModbusDeviceError
                 try:
-                    data = await self._read(block)
-                except ModbusReadError as exc:
+                    data = await futures[index]
+                except ModbusDeviceError as exc:
+                    data = exc
+                if index + window < len(blocks):  # one answer in, one more request out
+                    ahead = blocks[index + window]
+                    futures.append(client.send_read(ahead.table, ahead.address, ahead.count, unit))
+                if isinstance(data, ModbusDeviceError):
                     self._counters.errors += 1
                     logger.warning(
                         "%s: read %s %d+%d: %s",
@@ -139,35 +163,15 @@ class ModbusSource(Service):
                         block.table,
                         block.address,
                         block.count,
-                        exc,
+                        data,
                     )
                     continue
-                except _LINK_ERRORS as exc:
-                    self._link_lost(exc)
-                    break
-                decoded = decode_block(block, data, self._tags)
+                decoded = self._decoders[block].decode(data)
                 values.update(decoded)
                 self._counters.read += len(decoded)
-        ts_ms = int((started + time.time()) / 2 * 1000)
-        return SourceCycle(self.name, ts_ms, values)
-
-    async def _read(self, block: ReadBlock) -> list[int] | list[bool]:
-        client = self._client
-        if client is None or not client.connected:
-            raise ConnectionError("not connected")
-        read = {
-            "holding": client.read_holding_registers,
-            "input": client.read_input_registers,
-            "coil": client.read_coils,
-            "discrete": client.read_discrete_inputs,
-        }[block.table]
-        response = await read(block.address, count=block.count, device_id=self.config.unit_id)
-        if response.isError():
-            code = getattr(response, "exception_code", "?")
-            raise ModbusReadError(f"device answered exception {code}")
-        if block.table in ("coil", "discrete"):
-            return list(response.bits[: block.count])
-        return list(response.registers)
+        finally:
+            for future in futures:
+                future.cancel()  # the rest, when a read failed or we were cancelled
 
     async def _ensure_connected(self) -> bool:
         async with self._connect_lock:
@@ -179,7 +183,8 @@ class ModbusSource(Service):
             if time.monotonic() < self._retry_at:
                 return False
             try:
-                ok = await client.connect()
+                await client.connect()
+                ok = True
             except _LINK_ERRORS:
                 ok = False
             if not ok:
@@ -221,7 +226,7 @@ class ModbusSource(Service):
             await self._write(config, value)
         except RegisterCodecError as exc:
             raise WriteError(str(exc)) from None
-        except ModbusReadError as exc:
+        except ModbusDeviceError as exc:
             raise WriteError(f"device refused the write: {exc}") from None
         except _LINK_ERRORS as exc:
             self._link_lost(exc)
@@ -234,15 +239,11 @@ class ModbusSource(Service):
         if tag.table == "coil":
             if not isinstance(value, bool | int | float) or value not in (0, 1):
                 raise RegisterCodecError(f"a coil takes true/false, got {value!r}")
-            response = await client.write_coil(tag.address, bool(value), device_id=unit)
-        else:
-            current = None
-            if tag.type == "bits16" and tag.bit is not None:
-                read = await client.read_holding_registers(tag.address, count=1, device_id=unit)
-                if read.isError():
-                    raise ModbusReadError(f"exception {getattr(read, 'exception_code', '?')}")
-                current = read.registers[0]
-            words = encode_tag(tag, value, current)
-            response = await client.write_registers(tag.address, words, device_id=unit)
-        if response.isError():
-            raise ModbusReadError(f"exception {getattr(response, 'exception_code', '?')}")
+            await client.write_coil(tag.address, bool(value), unit)
+            return
+        current = None
+        if tag.type == "bits16" and tag.bit is not None:
+            data = await client.send_read("holding", tag.address, 1, unit)
+            current = int.from_bytes(data[:2], "big")
+        words = encode_tag(tag, value, current)
+        await client.write_registers(tag.address, words, unit)
