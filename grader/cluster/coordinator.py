@@ -151,7 +151,12 @@ class ClusterGrader:
         self, run: StudentRun, task_id: str, job: GradingJob, state: JobState, started: int
     ) -> None:
         outcome = state.outcome
-        record = {"task_id": task_id, "queued_at": job.submitted, "collected_at": time.time()}
+        record = {
+            "task_id": task_id,
+            "began_at": started / 1000,  # before packing the submission
+            "queued_at": job.submitted,
+            "collected_at": time.time(),
+        }
         if outcome is None:
             self._not_gradable(run, started, f"the grading job failed on a worker: {state.error}")
         else:

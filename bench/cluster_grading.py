@@ -1,0 +1,138 @@
+"""Cluster grading against local grading, and the cluster path's per-job overhead, same run.
+
+    python bench/cluster_grading.py [--students 20] [--workers 2] [--concurrency 5]
+                                    [--lab labs/net-01-...]
+
+Starts `redis-server` (appendonly, on a free port) and `--workers` real `iiotlab worker`
+processes on this machine, then grades the same class (every student submits the
+reference gateway) three ways:
+
+1. baseline: one student alone through class mode locally, and through the cluster: the
+   difference is the cluster path's overhead per job when nothing queues;
+2. the class locally with `--parallel` = workers x concurrency;
+3. the class through the workers (the same number of students at once).
+
+Per job, the overhead is the time from sending the job to collecting its result minus
+the time `iiotlab grade` ran on the worker (job.json): packing, queueing, unpacking,
+returning the out folder, checking and signing. On one machine the cluster cannot be
+faster than local grading; it shows what a job costs beside the grading itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.cluster.cluster_helpers: redis-server and workers
+
+from grader.classmode import GradebookRow, StudentGrader, grade_class  # noqa: E402
+from grader.cluster.celery_app import ClusterQueue  # noqa: E402
+from grader.cluster.coordinator import ClusterGrader  # noqa: E402
+from grader.signing import load_signing_key  # noqa: E402
+from iiotlab.settings import Settings  # noqa: E402
+from tests.cluster.cluster_helpers import RedisServer, Worker  # noqa: E402
+
+IIOTLAB = Path(sys.executable).with_name("iiotlab")
+
+
+def make_class(root: Path, count: int) -> tuple[Path, Path]:
+    students = [f"b{i:03d}" for i in range(count)]
+    for student in students:
+        folder = root / "submissions" / student
+        folder.mkdir(parents=True)
+        (folder / "gateway.cmd").write_text(f"{IIOTLAB} gateway run --from-env\n")
+    roster = root / "roster.csv"
+    roster.write_text("student\n" + "\n".join(students) + "\n")
+    return roster, root / "submissions"
+
+
+async def timed(
+    lab: Path, root: Path, count: int, *, parallel: int = 1, grader: StudentGrader | None = None
+) -> tuple[float, Path, list[GradebookRow]]:
+    roster, submissions = make_class(root, count)
+    out = root / "out"
+    start = time.perf_counter()
+    rows = await grade_class(
+        lab, roster, submissions, out, parallel=parallel, show_progress=False, grader=grader
+    )
+    elapsed = time.perf_counter() - start
+    bad = [r for r in rows if not r.gradable or r.score != r.max_score]
+    if bad:
+        shown = [f"{r.student} {r.score}/{r.max_score:g} {r.status}" for r in bad][:3]
+        print(f"  warning: {len(bad)} students not at full marks: {shown}")
+        result = json.loads((out / bad[0].student / "result.json").read_text())
+        print("  first:", [c["message"][:200] for c in result["checks"] if not c["passed"]])
+    return elapsed, out, rows
+
+
+def overheads(out: Path, rows: list[GradebookRow]) -> list[float]:
+    """Per job: sent-to-collected minus the worker's `iiotlab grade` time."""
+    found = []
+    for row in rows:
+        job = json.loads((out / row.student / "job.json").read_text())
+        found.append(job["collected_at"] - job["began_at"] - job["grading_s"])
+    return found
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--students", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=5)
+    parser.add_argument("--lab", type=Path, default=ROOT / "labs" / "net-01-modbus-datasheet")
+    args = parser.parse_args()
+    slots = args.workers * args.concurrency
+    with tempfile.TemporaryDirectory(prefix="iiotlab-bench-") as folder:
+        root = Path(folder)
+        redis = RedisServer(root / "redis")
+        redis.start()
+        workers = [
+            Worker(
+                redis.url,
+                root / f"worker-{i}.log",
+                concurrency=args.concurrency,
+                visibility_timeout_s=1200,
+            )
+            for i in range(args.workers)
+        ]
+        try:
+            for worker in workers:
+                worker.wait_ready()
+            settings = Settings.from_env()
+            queue = ClusterQueue(redis.url)
+            queue.check()
+            cluster = ClusterGrader(queue, settings=settings, key=load_signing_key(settings))
+            one_local, _, _ = await timed(args.lab, root / "one-local", 1)
+            one_cluster, one_out, one_rows = await timed(args.lab, root / "one", 1, grader=cluster)
+            local, _, _ = await timed(args.lab, root / "local", args.students, parallel=slots)
+            whole, out, rows = await timed(
+                args.lab, root / "cluster", args.students, grader=cluster
+            )
+            alone = overheads(one_out, one_rows)[0]
+            loaded = overheads(out, rows)
+        finally:
+            for worker in workers:
+                worker.stop()
+            redis.stop()
+    print(f"lab: {args.lab.name}; {args.workers} workers x --concurrency {args.concurrency}")
+    print(f"one student, local class mode:         {one_local:7.1f} s")
+    print(f"one student, through the cluster:      {one_cluster:7.1f} s")
+    print(f"  cluster overhead per job (alone):    {alone:7.2f} s")
+    print(f"baseline: {args.students} students, --parallel {slots}: {local:7.1f} s")
+    print(f"{args.students} students through the cluster:   {whole:7.1f} s")
+    print(f"  cluster / local:                     {whole / local:7.2f} x")
+    print(
+        f"  overhead per job in the class run:   median {statistics.median(loaded):.2f} s, "
+        f"max {max(loaded):.2f} s (includes queueing behind the other students)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
