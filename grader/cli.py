@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -133,14 +134,15 @@ def _class_grade(
     from grader.classmode import StudentGrader, grade_class
 
     lab_path = resolve_lab(lab, labs)
-    grader: StudentGrader | None = None
-    if cluster is not None:
-        from grader.cluster.cli import cluster_grader
+    with contextlib.ExitStack() as stack:
+        grader: StudentGrader | None = None
+        if cluster is not None:
+            from grader.cluster.cli import cluster_grader
 
-        grader = cluster_grader(cluster)
-    rows = asyncio.run(
-        grade_class(lab_path, roster, submissions, out, parallel=parallel, grader=grader)
-    )
+            grader = stack.enter_context(cluster_grader(cluster))
+        rows = asyncio.run(
+            grade_class(lab_path, roster, submissions, out, parallel=parallel, grader=grader)
+        )
     typer.echo(f"gradebook: {out / 'gradebook.csv'} ({len(rows)} students)")
 
 

@@ -69,6 +69,7 @@ def create_celery(broker_url: str, visibility_timeout_s: float) -> Any:
         task_track_started=True,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
+        # a job running through a broker outage finishes and stores its result after it
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options={

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
@@ -38,7 +40,8 @@ def worker(
     run_worker(broker, concurrency, visibility_timeout)
 
 
-def cluster_grader(broker: str) -> ClusterGrader:
+@contextmanager
+def cluster_grader(broker: str) -> Iterator[ClusterGrader]:
     """The ClusterGrader for `class grade --cluster URL`: checks the extra and the broker."""
     require_cluster_extra()
     from grader.cluster.celery_app import ClusterQueue
@@ -47,6 +50,9 @@ def cluster_grader(broker: str) -> ClusterGrader:
     from iiotlab.settings import Settings
 
     queue = ClusterQueue(broker)
-    queue.check()
-    settings = Settings.from_env()
-    return ClusterGrader(queue, settings=settings, key=load_signing_key(settings))
+    try:
+        queue.check()
+        settings = Settings.from_env()
+        yield ClusterGrader(queue, settings=settings, key=load_signing_key(settings))
+    finally:
+        queue.close()

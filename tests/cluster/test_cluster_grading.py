@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,14 +78,18 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def start_workers(
-    tmp_path: Path, redis_server: RedisServer, names: list[str], concurrency: int = 2
+    tmp_path: Path,
+    redis_server: RedisServer,
+    names: list[str],
+    concurrency: int = 2,
+    visibility_timeout_s: float = VISIBILITY_TIMEOUT_S,
 ) -> list[Worker]:
     workers = [
         Worker(
             redis_server.url,
             tmp_path / f"{name}.log",
             concurrency=concurrency,
-            visibility_timeout_s=VISIBILITY_TIMEOUT_S,
+            visibility_timeout_s=visibility_timeout_s,
             env=worker_env(tmp_path),
         )
         for name in names
@@ -93,12 +99,17 @@ def start_workers(
     return workers
 
 
-def cluster_grader(
-    redis_server: RedisServer, settings: Settings, **options: float
-) -> ClusterGrader:
+@pytest.fixture
+def queue(redis_server: RedisServer) -> Iterator[ClusterQueue]:
     queue = ClusterQueue(redis_server.url)
     queue.check()
-    return ClusterGrader(queue, settings=settings, key=load_signing_key(settings), **options)
+    yield queue
+    queue.close()
+
+
+def cluster_grader(queue: ClusterQueue, settings: Settings, time_limit_s: float) -> ClusterGrader:
+    key = load_signing_key(settings)
+    return ClusterGrader(queue, settings=settings, key=key, time_limit_s=time_limit_s)
 
 
 def gradebook(out: Path) -> list[dict[str, str]]:
@@ -112,12 +123,15 @@ def scores(rows: list[GradebookRow]) -> dict[str, float | None]:
 
 @pytest.mark.timeout(300)
 async def test_a_class_through_two_workers_one_killed_mid_job(
-    tmp_path: Path, coordinator_env: Settings, redis_server: RedisServer
+    tmp_path: Path,
+    coordinator_env: Settings,
+    redis_server: RedisServer,
+    queue: ClusterQueue,
 ) -> None:
     roster, submissions = make_class(tmp_path, 6)
     workers = start_workers(tmp_path, redis_server, ["worker-a", "worker-b"])
     doomed, survivor = workers
-    grader = cluster_grader(redis_server, coordinator_env, time_limit_s=TIME_LIMIT_S)
+    grader = cluster_grader(queue, coordinator_env, TIME_LIMIT_S)
     out = tmp_path / "cluster-out"
 
     async def kill_then_grade_locally() -> tuple[list[str], list[GradebookRow]]:
@@ -161,38 +175,64 @@ async def test_a_class_through_two_workers_one_killed_mid_job(
 
 
 @pytest.mark.timeout(180)
-async def test_queued_jobs_survive_a_redis_restart(
+def test_queued_jobs_survive_a_redis_restart(
     tmp_path: Path, coordinator_env: Settings, redis_server: RedisServer
 ) -> None:
+    """`iiotlab class grade --cluster` queues three jobs with no worker up; Redis restarts;
+    a worker then grades them all, and `iiotlab class verify` accepts the gradebook."""
     roster, submissions = make_class(tmp_path, 3)
-    grader = cluster_grader(redis_server, coordinator_env, time_limit_s=TIME_LIMIT_S)
     out = tmp_path / "out"
-    grading = asyncio.create_task(
-        grade_class(NET01, roster, submissions, out, show_progress=False, grader=grader)
-    )
-    # no worker yet: the three jobs wait in the queue
-    await asyncio.to_thread(
-        wait_for, lambda: redis_server.command("LLEN", QUEUE) == "3", 30, "3 queued jobs"
-    )
-    redis_server.stop()
-    redis_server.start()
-    assert redis_server.command("LLEN", QUEUE) == "3"
-    workers = start_workers(tmp_path, redis_server, ["worker"], concurrency=3)
+    iiotlab = [sys.executable, "-m", "iiotlab.cli"]
+    with (tmp_path / "coordinator.log").open("wb") as log:
+        coordinator = subprocess.Popen(
+            [
+                *iiotlab,
+                "class",
+                "grade",
+                "--lab",
+                "net-01-modbus-datasheet",
+                "--roster",
+                str(roster),
+                "--submissions",
+                str(submissions),
+                "--out",
+                str(out),
+                "--cluster",
+                redis_server.url,
+            ],
+            stdout=log,
+            stderr=log,
+        )
     try:
-        rows = await asyncio.wait_for(grading, 120)
+        wait_for(lambda: redis_server.command("LLEN", QUEUE) == "3", 30, "3 queued jobs")
+        redis_server.stop()
+        redis_server.start()
+        assert redis_server.command("LLEN", QUEUE) == "3"
+        # the default time limit (6 s + 120 s) needs a visibility timeout of 146 s or more
+        (worker,) = start_workers(tmp_path, redis_server, ["worker"], 3, visibility_timeout_s=150)
+        try:
+            assert coordinator.wait(timeout=120) == 0, (tmp_path / "coordinator.log").read_text()
+        finally:
+            worker.stop()
     finally:
-        workers[0].stop()
-    assert scores(rows) == {"s0": 100.0, "s1": 20.0, "s2": 100.0}
-    assert verify_gradebook(out, load_signing_key(coordinator_env).private.public_key()) == []
+        coordinator.kill()
+        coordinator.wait()
+    book = {row["student"]: row for row in gradebook(out)}
+    assert {s: row["score"] for s, row in book.items()} == {"s0": "100", "s1": "20", "s2": "100"}
+    verified = subprocess.run([*iiotlab, "class", "verify", str(out)], capture_output=True)
+    assert verified.returncode == 0, verified.stderr
 
 
 @pytest.mark.timeout(120)
 async def test_a_job_past_its_time_limit_is_a_not_gradable_row(
-    tmp_path: Path, coordinator_env: Settings, redis_server: RedisServer
+    tmp_path: Path,
+    coordinator_env: Settings,
+    redis_server: RedisServer,
+    queue: ClusterQueue,
 ) -> None:
     roster, submissions = make_class(tmp_path, 1)
     workers = start_workers(tmp_path, redis_server, ["worker"], concurrency=1)
-    grader = cluster_grader(redis_server, coordinator_env, time_limit_s=3)
+    grader = cluster_grader(queue, coordinator_env, 3)
     out = tmp_path / "out"
     try:
         (row,) = await grade_class(
