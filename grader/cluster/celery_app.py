@@ -1,5 +1,8 @@
 """The one module that imports Celery, kombu and redis: the app, the worker, the queue.
 
+It imports them when used, not when imported, so every module of iiotlab imports without
+the `iiotlab[cluster]` extra; using it without the extra raises ClusterError naming it.
+
 Celery and Redis settings that make a job survive what a grading cluster meets:
 
 - late acknowledgement (`task_acks_late`) and one job per pool process at a time
@@ -18,13 +21,9 @@ import os
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import celery
-import kombu.exceptions
-import redis.exceptions
-from celery import states
 from pydantic import ValidationError
 
-from grader.cluster.extra import DEFAULT_VISIBILITY_TIMEOUT_S, ClusterError
+from grader.cluster.extra import DEFAULT_VISIBILITY_TIMEOUT_S, ClusterError, require_cluster_extra
 from grader.cluster.jobs import GradingJob, JobOutcome, JobState
 from grader.cluster.worker_job import INTERRUPT_GRACE_S, run_job
 
@@ -33,7 +32,14 @@ logger = logging.getLogger(__name__)
 TASK_NAME = "iiotlab.grade_student"
 QUEUE = "iiotlab-grading"
 RESULT_EXPIRES_S = 7 * 24 * 3600
-_UNREACHABLE = (OSError, redis.exceptions.RedisError, kombu.exceptions.OperationalError)
+
+
+def _unreachable_errors() -> tuple[type[Exception], ...]:
+    """What the client libraries raise when the broker does not answer."""
+    import kombu.exceptions
+    import redis.exceptions
+
+    return (OSError, redis.exceptions.RedisError, kombu.exceptions.OperationalError)
 
 
 def safe_url(url: str) -> str:
@@ -58,6 +64,9 @@ def check_broker_url(url: str) -> str:
 
 def create_celery(broker_url: str, visibility_timeout_s: float) -> Any:
     """A Celery app on a Redis broker (and result backend) with the grading task."""
+    require_cluster_extra()
+    import celery
+
     restore_every = max(1.0, min(10.0, visibility_timeout_s / 10))
     app = celery.Celery("iiotlab", broker=broker_url, backend=broker_url, set_as_current=False)
     app.conf.update(
@@ -127,13 +136,14 @@ class ClusterQueue:
     def __init__(self, broker_url: str) -> None:
         self.url = check_broker_url(broker_url)
         self._app = create_celery(broker_url, DEFAULT_VISIBILITY_TIMEOUT_S)
+        self._unreachable = _unreachable_errors()
 
     def check(self) -> None:
         """Raise ClusterError unless the broker answers."""
         try:
             with self._app.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=2, interval_start=0.2, timeout=5)
-        except _UNREACHABLE as exc:
+        except self._unreachable as exc:
             raise ClusterError(
                 f"cannot reach the cluster broker {safe_url(self.url)}: {exc}; start Redis "
                 "(docs/cluster.md) or correct --cluster"
@@ -150,6 +160,8 @@ class ClusterQueue:
         return str(result.id)
 
     def state(self, task_id: str) -> JobState:
+        from celery import states
+
         result = self._app.AsyncResult(task_id)
         try:
             phase = result.state
@@ -158,7 +170,7 @@ class ClusterQueue:
             if phase in states.EXCEPTION_STATES:
                 error = result.result
                 return JobState("failed", error=f"{type(error).__name__}: {error}")
-        except _UNREACHABLE as exc:
+        except self._unreachable as exc:
             return JobState("unreachable", error=str(exc))
         except ValidationError as exc:
             return JobState("failed", error=f"the worker sent an outcome that is not valid: {exc}")
@@ -168,7 +180,7 @@ class ClusterQueue:
         """Drop a collected result from Redis (results carry whole out folders)."""
         try:
             self._app.AsyncResult(task_id).forget()
-        except _UNREACHABLE:
+        except self._unreachable:
             logger.warning("could not delete the result of job %s from the broker", task_id)
 
     def close(self) -> None:

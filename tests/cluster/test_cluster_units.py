@@ -197,7 +197,8 @@ def test_without_the_extra_the_cli_works_and_cluster_says_what_to_install(
     roster.write_text("student\nalice\n")
     script = (
         "import sys; sys.modules['celery'] = None; sys.modules['redis'] = None\n"
-        "import grader.classmode, grader.cli\n"
+        "import grader.classmode, grader.cli, grader.cluster.celery_app\n"
+        "import grader.cluster.coordinator, grader.cluster.worker_job\n"
         "from iiotlab.cli import main\n"
         "sys.argv = ['iiotlab', 'class', 'grade', '--lab', 'net-01-modbus-datasheet',\n"
         f"  '--roster', {str(roster)!r}, '--submissions', {str(tmp_path)!r},\n"
