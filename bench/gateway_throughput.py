@@ -1,16 +1,23 @@
-"""Gateway throughput: Modbus -> MQTT points/s with a large tag map, and buffer drain rate.
+"""Gateway throughput against a real peer, and the store-and-forward drain.
 
-    python bench/gateway_throughput.py [--tags 2000] [--seconds 10] [--drain 1000000]
+    sh bench/setup_peers.sh          # once: Node-RED + node-red-contrib-modbus (npm)
+    python bench/gateway_throughput.py [--tags 200 2000] [--seconds 5] [--rounds 3]
 
-1. A Modbus TCP server (a minimal asyncio one here, so the server costs little CPU) serves
-   `--tags` float32 holding registers whose values change on every read. The reference
-   Gateway polls them back to back (poll interval 1 ms) and publishes to a broker
-   (Mosquitto when installed, else the embedded one). Baseline in the same run: the same
-   gateway with `max_registers: 2`, i.e. the naive one-read-per-tag loop.
-   Points/s = metric values that reached a subscriber, per second.
-2. A store-and-forward buffer filled with `--drain` telemetry messages is drained to the
-   broker (PUBACK before delete); the drain is cut at `--drain-seconds` and the rate
-   extrapolated when it cannot finish in that time.
+1. Modbus -> MQTT. One stamped Modbus server (bench/stamped_modbus_server.py, its own
+   process) serves `--tags` float32 holding registers whose values change on every read;
+   one Mosquitto (set_tcp_nodelay) takes QoS 1 telemetry. Rows, run one after the other
+   and alternated over `--rounds` rounds, each against the same server and broker:
+   - the reference gateway (`iiotlab gateway run`), pipelined (`pipeline: 8`);
+   - the reference gateway reading one block at a time (`pipeline: 1`, the default);
+   - Node-RED 5 + node-red-contrib-modbus, pipelined flow (bench/node_red_peer.py);
+   - Node-RED, serial flow (one block read at a time).
+   Each row: points/s at a subscriber, points per CPU-second of the gateway's process,
+   cycle and latency from the server's stamp to the subscriber (bench/peer_rows.py).
+   Medians over the rounds. Without bench/peers the Node-RED rows are skipped, saying why.
+2. Store-and-forward drain of `--drain` buffered messages to Mosquitto, beside a bare
+   paho QoS 1 publisher (same broker, same run, same window): the ceiling.
+
+Ends with one JSON line: {"bench": "gateway_throughput", "figures": ..., "baselines": ...}.
 """
 
 from __future__ import annotations
@@ -19,167 +26,257 @@ import argparse
 import asyncio
 import contextlib
 import json
-import struct
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from node_red_peer import Block, flow, missing_peer, start_node_red
+from peer_rows import RowFigures, gateway_config_text, measure_row, start_gateway
+
 from edge_gateway.buffer import StoreAndForwardBuffer
-from edge_gateway.config import GatewayConfig, ModbusSourceConfig, TagConfig
-from edge_gateway.gateway import Gateway
 from edge_gateway.metrics import GatewayCounters
 from edge_gateway.publisher import TelemetryPublisher
-from iiotlab.mqtt import Broker, BrokerConfig, MosquittoBroker, MqttClient, make_broker
-from iiotlab.mqtt.mosquitto import find_mosquitto
+from iiotlab.mqtt import Broker, BrokerConfig, MosquittoBroker, MqttClient
 from iiotlab.payloads import Telemetry, encode_payload
 
-
-class FastModbusServer:
-    """Function 3 over an image of float32 values that move on every read of address 0."""
-
-    def __init__(self, registers: int) -> None:
-        self.registers = registers
-        self.port = 0
-        self._image = b""
-        self._cycle = 0
-        self._server: asyncio.Server | None = None
-        self._refresh()
-
-    def _refresh(self) -> None:
-        self._cycle += 1
-        count = self.registers // 2
-        values = [self._cycle + i / 1000 for i in range(count)]
-        self._image = struct.pack(f">{count}f", *values)
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                header = await reader.readexactly(7)
-                transaction, _, length, unit = struct.unpack(">HHHB", header)
-                pdu = await reader.readexactly(length - 1)
-                function, address, count = struct.unpack(">BHH", pdu[:5])
-                if function != 3 or address + count > self.registers:
-                    body = bytes([function | 0x80, 2])
-                else:
-                    if address == 0:
-                        self._refresh()
-                    data = self._image[address * 2 : (address + count) * 2]
-                    body = bytes([3, len(data)]) + data
-                writer.write(struct.pack(">HHHB", transaction, 0, len(body) + 1, unit) + body)
-        writer.close()
+HERE = Path(__file__).resolve().parent
+ROWS = ("gateway pipelined", "gateway one-at-a-time", "node-red pipelined", "node-red serial")
 
 
-def bench_config(tags: int, port: int, url: str, state: Path, *, naive: bool) -> GatewayConfig:
-    source = ModbusSourceConfig(
-        port=port, unit_id=1, poll_interval_s=0.001, max_registers=2 if naive else 125
+def blocks_of(tags: int) -> list[Block]:
+    """The blocks the reference gateway plans for `tags` float32 tags (62 per read)."""
+    registers = 2 * tags
+    return [Block(start, min(124, registers - start)) for start in range(0, registers, 124)]
+
+
+async def run_row(
+    name: str, tags: int, modbus_port: int, broker: Broker, state: Path, seconds: float
+) -> RowFigures:
+    device = name.replace(" ", "-")
+    folder = state / f"{device}-{tags}-{time.monotonic_ns()}"
+    folder.mkdir(parents=True)
+    if name.startswith("gateway"):
+        config = folder / "gateway.yaml"
+        config.write_text(
+            gateway_config_text(
+                tags=tags,
+                modbus_port=modbus_port,
+                broker_url=broker.url,
+                device=device,
+                pipeline=8 if "pipelined" in name else 1,
+                state=folder,
+            )
+        )
+        return await measure_row(
+            lambda: start_gateway(config, folder / "gateway.log"),
+            broker_url=broker.url,
+            device=device,
+            tags=tags,
+            seconds=seconds,
+        )
+    blocks = blocks_of(tags)
+    pipelined = "pipelined" in name
+    # Pipelined: one queue per block (a unit id each; the server, like many Modbus TCP
+    # devices, ignores the unit id), so every block is in flight at once. Tried on this
+    # machine: 1 connection x 33 queues, 4 x 9 and 8 x 5 give the same rate at 2,000 tags;
+    # at 200 tags 1 x 4 beat 4 x 1 and 2 x 2.
+    nodes = flow(
+        blocks,
+        modbus_port=modbus_port,
+        mqtt_port=broker.port,
+        device=device,
+        connections=1,
+        pipelined=pipelined,
+        unit_ids=len(blocks) if pipelined else 1,
     )
-    return GatewayConfig(
-        tenant="bench",
-        device="naive-1" if naive else "coalesced-1",
-        sources={"plc": source},
-        tags=[
-            TagConfig(name=f"t{i}", source="plc", table="holding", address=2 * i, type="float32")
-            for i in range(tags)
-        ],
-        broker={"url": url, "client_id": f"bench-{naive}"},  # type: ignore[arg-type]
-        buffer={"path": state / f"{naive}.db"},  # type: ignore[arg-type]
-        heartbeat_s=3600,
+    return await measure_row(
+        lambda: start_node_red(folder, nodes),
+        broker_url=broker.url,
+        device=device,
+        tags=tags,
+        seconds=seconds,
     )
 
 
-async def count_points(url: str, topic: str, seconds: float, running: asyncio.Event) -> int:
-    points = 0
-    async with MqttClient(url, client_id=f"bench-sub-{topic.split('/')[2]}") as client:
-        await client.subscribe(topic)
-        running.set()
-        deadline = time.monotonic() + seconds
-
-        async def consume() -> None:
-            nonlocal points
-            async for message in client.messages():
-                if time.monotonic() < deadline:
-                    points += len(json.loads(message.payload)["metrics"])
-
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(consume(), seconds)
-    return points
-
-
-async def points_per_second(
-    broker: Broker, tags: int, seconds: float, state: Path, *, naive: bool
-) -> tuple[float, GatewayCounters]:
-    server = FastModbusServer(tags * 2)
-    await server.start()
-    config = bench_config(tags, server.port, broker.url, state, naive=naive)
-    subscribed = asyncio.Event()
-    counter = asyncio.create_task(
-        count_points(broker.url, f"iiot/bench/{config.device}/telemetry", seconds + 1, subscribed)
+def start_server(registers: int) -> tuple[subprocess.Popen[bytes], int]:
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "stamped_modbus_server.py"), "--registers", str(registers)],
+        stdout=subprocess.PIPE,
     )
-    await subscribed.wait()
-    async with Gateway(config) as gateway:
-        await asyncio.sleep(1.0)  # warm-up: connections, first full report
-        start_read = gateway.counters.read
-        started = time.monotonic()
-        await asyncio.sleep(seconds)
-        elapsed = time.monotonic() - started
-        read = gateway.counters.read - start_read
-        counters = gateway.counters
-    points = await counter
-    await server.stop()
-    print(
-        f"  {'naive one-read-per-tag' if naive else 'coalesced reads':24s} "
-        f"read {read / elapsed:10,.0f} points/s   delivered ~{points / (seconds + 1):10,.0f} "
-        f"points/s   ({len(gateway.sources['plc'].read_blocks)} requests per cycle)"  # type: ignore[attr-defined]
+    assert server.stdout is not None
+    return server, int(server.stdout.readline().split()[1])
+
+
+async def throughput(args: argparse.Namespace, broker: Broker, state: Path) -> dict[str, float]:
+    rows = [row for row in ROWS if any(row.startswith(wanted) for wanted in args.rows)]
+    why = missing_peer()
+    if why is not None:
+        print(f"  Node-RED rows skipped: {why}")
+        rows = [row for row in rows if not row.startswith("node-red")]
+    figures: dict[str, float] = {}
+    for tags in args.tags:
+        server, port = start_server(2 * tags)
+        results: dict[str, list[RowFigures]] = {row: [] for row in rows}
+        try:
+            for round_index in range(args.rounds):
+                order = rows if round_index % 2 == 0 else rows[::-1]
+                for row in order:
+                    result = await run_row(row, tags, port, broker, state, args.seconds)
+                    results[row].append(result)
+                    print(f"    round {round_index + 1} {tags:5d} tags  {_line(row, result)}")
+        finally:
+            server.terminate()
+            server.wait()
+        print(f"  {tags} float32 tags ({len(blocks_of(tags))} blocks), medians of {args.rounds}:")
+        medians = {row: _median(results[row]) for row in rows}
+        for row in rows:
+            print(f"    {_line(row, medians[row])}")
+        ours = medians["gateway pipelined"]
+        figures[f"points_per_s_{tags}"] = ours.points_per_s
+        figures[f"points_per_cpu_s_{tags}"] = ours.points_per_cpu_s
+        figures[f"latency_p50_ms_{tags}"] = ours.latency_p50_ms
+        if "node-red pipelined" in medians:
+            peer = medians["node-red pipelined"]
+            figures[f"node_red_points_per_s_{tags}"] = peer.points_per_s
+            figures[f"node_red_points_per_cpu_s_{tags}"] = peer.points_per_cpu_s
+            figures[f"node_red_latency_p50_ms_{tags}"] = peer.latency_p50_ms
+            rate = ours.points_per_s / peer.points_per_s
+            per_cpu = ours.points_per_cpu_s / peer.points_per_cpu_s
+            print(
+                f"    gateway / node-red pipelined: points/s x{rate:.2f}, per CPU-second "
+                f"x{per_cpu:.2f}, latency p50 {ours.latency_p50_ms:.1f} against "
+                f"{peer.latency_p50_ms:.1f} ms"
+            )
+    return figures
+
+
+def _median(rows: list[RowFigures]) -> RowFigures:
+    def pick(field: Callable[[RowFigures], float]) -> float:
+        return statistics.median(field(row) for row in rows)
+
+    return RowFigures(
+        points_per_s=pick(lambda row: row.points_per_s),
+        points_per_cpu_s=pick(lambda row: row.points_per_cpu_s),
+        cycle_ms=pick(lambda row: row.cycle_ms),
+        latency_p50_ms=pick(lambda row: row.latency_p50_ms),
+        latency_p95_ms=pick(lambda row: row.latency_p95_ms),
     )
-    return read / elapsed, counters
 
 
-async def drain_rate(broker: Broker, messages: int, limit_s: float, state: Path) -> None:
-    buffer = StoreAndForwardBuffer(state / "drain.db", capacity=messages + 1)
-    buffer.open()
-    payload = encode_payload(
+def _line(row: str, figures: RowFigures) -> str:
+    return (
+        f"{row:22s} {figures.points_per_s:9,.0f} points/s {figures.points_per_cpu_s:9,.0f} "
+        f"per CPU-s  cycle {figures.cycle_ms:6.2f} ms  latency p50 {figures.latency_p50_ms:6.1f} "
+        f"p95 {figures.latency_p95_ms:6.1f} ms"
+    )
+
+
+DRAIN_TOPIC = "iiot/bench/drain-1/telemetry"
+DRAIN_WINDOW = 1000  # the gateway's default broker.inflight
+
+
+def drain_payload() -> bytes:
+    return encode_payload(
         Telemetry(v=1, device="drain-1", seq=0, ts=1, metrics={"level": 1.25, "on": True})
     )
-    started = time.monotonic()
-    batch = [("iiot/bench/drain-1/telemetry", payload)] * 10_000
+
+
+async def drain_rate(broker: Broker, messages: int, state: Path) -> float:
+    """Messages/s of a TelemetryPublisher emptying a buffer of `messages` (PUBACK, then
+    delete); the fill is not timed."""
+    path = state / f"drain-{time.monotonic_ns()}.db"
+    buffer = StoreAndForwardBuffer(path, capacity=messages + 1)
+    buffer.open()
+    batch = [(DRAIN_TOPIC, drain_payload())] * 10_000
     for _ in range(messages // len(batch)):
         buffer.append_many(batch, replayed=True)
-    fill_s = time.monotonic() - started
-    print(f"  filled {len(buffer):,} messages in {fill_s:.1f} s ({len(buffer) / fill_s:,.0f}/s)")
     client = MqttClient(broker.url, client_id="bench-drain")
     await client.connect()
     counters = GatewayCounters()
     publisher = TelemetryPublisher(
-        client, buffer, tenant="bench", device="drain-1", counters=counters, inflight=1000
+        client, buffer, tenant="bench", device="drain-1", counters=counters, inflight=DRAIN_WINDOW
     )
     sender = asyncio.create_task(publisher.run())
     started = time.monotonic()
     publisher.wake()
-    finished = await publisher.drained(limit_s)
+    finished = await publisher.drained(600)
     elapsed = time.monotonic() - started
     sender.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sender
     await client.disconnect()
-    rate = counters.published / elapsed
-    note = (
-        ""
-        if finished
-        else f" (cut at {limit_s:.0f} s; all {messages:,} would take ~{messages / rate:,.0f} s)"
-    )
-    print(
-        f"  drained {counters.published:,} messages in {elapsed:.1f} s: "
-        f"{rate:,.0f} messages/s{note}"
-    )
+    left = len(buffer)
     buffer.close()
+    path.unlink()
+    assert finished and left == 0, f"drain left {left} messages"
+    return counters.published / elapsed
+
+
+def bare_paho_rate(host: str, port: int, messages: int) -> float:
+    """A bare paho QoS 1 publisher, `DRAIN_WINDOW` in flight: the ceiling of the drain."""
+    import threading
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=paho.MQTTv311
+    )
+    client.max_inflight_messages_set(DRAIN_WINDOW)
+    client.max_queued_messages_set(0)
+    acknowledged = [0]
+    done = threading.Event()
+
+    def on_publish(*_: object) -> None:
+        acknowledged[0] += 1
+        if acknowledged[0] == messages:
+            done.set()
+
+    client.on_publish = on_publish
+    client.connect(host, port)
+    client.loop_start()
+    payload = drain_payload()
+    started = time.monotonic()
+    for _ in range(messages):
+        client.publish(DRAIN_TOPIC, payload, qos=1)
+    done.wait(600)
+    elapsed = time.monotonic() - started
+    client.disconnect()
+    client.loop_stop()
+    return acknowledged[0] / elapsed
+
+
+async def drain_rounds(
+    broker: Broker, args: argparse.Namespace, state: Path
+) -> tuple[float, float]:
+    """Alternating bare paho and our drain; medians."""
+    drains: list[float] = []
+    bares: list[float] = []
+    host, port = "127.0.0.1", broker.port
+    for round_index in range(args.drain_rounds):
+        steps = ["bare", "drain"] if round_index % 2 == 0 else ["drain", "bare"]
+        for step in steps:
+            if step == "bare":
+                bares.append(await asyncio.to_thread(bare_paho_rate, host, port, args.drain))
+                print(
+                    f"    round {round_index + 1} bare paho QoS 1 publisher {bares[-1]:9,.0f} msg/s"
+                )
+            else:
+                drains.append(await drain_rate(broker, args.drain, state))
+                print(
+                    f"    round {round_index + 1} store-and-forward drain "
+                    f"  {drains[-1]:9,.0f} msg/s"
+                )
+    drain, bare = statistics.median(drains), statistics.median(bares)
+    print(
+        f"  medians: drain {drain:,.0f} msg/s, bare paho {bare:,.0f} msg/s "
+        f"(x{drain / bare:.2f}; target 20,000 msg/s and x0.5)"
+    )
+    return drain, bare
 
 
 class NoDelayMosquitto(MosquittoBroker):
@@ -191,27 +288,39 @@ class NoDelayMosquitto(MosquittoBroker):
 
 
 async def main(args: argparse.Namespace) -> None:
-    kind = "mosquitto" if find_mosquitto() else "embedded"
-    print(f"broker: {kind}; {args.tags} float32 tags; {args.seconds} s per run")
+    print(f"tags {args.tags}; {args.seconds} s per row; {args.rounds} rounds; broker Mosquitto")
+    figures: dict[str, float] = {}
+    baselines: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         state = Path(folder)
-        async with make_broker(kind, BrokerConfig()) as broker:  # type: ignore[arg-type]
-            print("1. Modbus -> MQTT")
-            naive, _ = await points_per_second(broker, args.tags, args.seconds, state, naive=True)
-            fast, _ = await points_per_second(broker, args.tags, args.seconds, state, naive=False)
-            print(f"  coalescing speed-up: x{fast / naive:.1f} (target 50,000 points/s)")
-            print(f"2. store-and-forward drain ({kind}, stock config)")
-            await drain_rate(broker, args.drain, args.drain_seconds / 4, state / "a")
-        if kind == "mosquitto":
-            print("   store-and-forward drain (mosquitto with set_tcp_nodelay true)")
-            async with NoDelayMosquitto(BrokerConfig()) as broker:
-                await drain_rate(broker, args.drain, args.drain_seconds, state / "b")
+        async with NoDelayMosquitto(BrokerConfig()) as broker:
+            if not args.skip_throughput:
+                print("1. Modbus -> MQTT (QoS 1)")
+                found = await throughput(args, broker, state)
+                for key, value in found.items():
+                    (baselines if key.startswith("node_red") else figures)[key] = value
+            if args.drain:
+                print(f"2. store-and-forward drain of {args.drain:,} messages")
+                drain, bare = await drain_rounds(broker, args, state)
+                figures["drain_msgs_per_s"] = drain
+                baselines["bare_publish_msgs_per_s"] = bare
+    for tags in args.tags:
+        if f"points_per_s_{tags}" in figures:
+            figures.setdefault("points_per_s", figures[f"points_per_s_{tags}"])
+        if f"node_red_points_per_s_{tags}" in baselines:
+            baselines.setdefault(
+                "node_red_points_per_s", baselines[f"node_red_points_per_s_{tags}"]
+            )
+    print(json.dumps({"bench": "gateway_throughput", "figures": figures, "baselines": baselines}))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tags", type=int, default=2000)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--drain", type=int, default=1_000_000)
-    parser.add_argument("--drain-seconds", type=float, default=180.0)
+    parser.add_argument("--tags", type=int, nargs="+", default=[200, 2000])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--drain", type=int, default=200_000)
+    parser.add_argument("--drain-rounds", type=int, default=3)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), help="rows to run (prefixes)")
     asyncio.run(main(parser.parse_args()))

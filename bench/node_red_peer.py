@@ -5,9 +5,11 @@ The flow is the one a competent user builds: one `modbus-read` node per block of
 the node allows (1 ms), a function node decoding each block's float32 values from the
 response buffer into a contract-v1 telemetry payload, and an `mqtt out` node at QoS 1.
 
-- pipelined: the blocks are spread over `connections` modbus-client connections to the
-  PLC, each with `parallelUnitIdsAllowed` (its queue sends without waiting for the
-  previous answer), so several block reads are in flight at once.
+- pipelined: `parallelUnitIdsAllowed` on, and blocks spread over `unit_ids` unit ids (and
+  `connections` modbus-client connections): the client keeps one queue per unit id and
+  sends the head of every queue at each tick without waiting for answers, so several
+  block reads are in flight at once. It needs a device that ignores the unit id, as the
+  bench server and many Modbus TCP devices do.
 - serial: one connection, `parallelUnitIdsAllowed` off: one block read at a time.
 """
 

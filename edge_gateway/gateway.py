@@ -141,8 +141,10 @@ class Gateway(Service):
 
     # -- data path -------------------------------------------------------------------
     def _on_cycle(self, cycle: SourceCycle) -> None:
-        values: dict[str, MetricValue | None] = dict(cycle.values)
-        values.update(self._transforms.apply(cycle.ts_ms, dict(cycle.values)))
+        values: dict[str, MetricValue | None] = cycle.values
+        derived = self._transforms.apply(cycle.ts_ms, dict(cycle.values))
+        if derived:
+            values = {**values, **derived}
         report = self._reporter.update(values, cycle.ts_ms)
         if report is not None:
             self.publisher.submit(report)

@@ -76,19 +76,30 @@ class ReportByException:
         """One cycle's samples; the report to publish, or None when nothing changed."""
         metrics: dict[str, MetricValue] = {}
         quality: dict[str, Quality] = {}
+        # Locals and one pass: this runs for every tag of every poll (2,000 tags at
+        # 100 cycles/s in the bench), so the per-value work is kept to a few dict calls.
+        current, reported, qualities = self._current, self._reported, self._quality
+        sampled, deadbands = self._sampled_ms, self._deadbands
+        current.update(values)
         for name, value in values.items():
-            self._current[name] = value
             if value is None or (isinstance(value, float) and not math.isfinite(value)):
-                self._current[name] = None
-                if self._quality.get(name) != "bad":
-                    quality[name] = self._quality[name] = "bad"
+                current[name] = None
+                if qualities.get(name) != "bad":
+                    quality[name] = "bad"
                 continue
-            self._sampled_ms[name] = ts_ms
-            old = self._reported.get(name)
-            rule = self._deadbands.get(name, NO_DEADBAND)
-            if self._quality.get(name) != "good" or old is None or rule.exceeded(old, value):
-                metrics[name] = self._reported[name] = value
-                quality[name] = self._quality[name] = "good"
+            sampled[name] = ts_ms
+            old = reported.get(name)
+            rule = deadbands.get(name)
+            if (
+                old is None
+                or qualities.get(name) != "good"
+                # without a rule, DeadbandRule.exceeded is `old != new` on every path
+                or (old != value if rule is None else rule.exceeded(old, value))
+            ):
+                metrics[name] = value
+                quality[name] = "good"
+        reported.update(metrics)
+        qualities.update(quality)
         if self._heartbeat_due(ts_ms):
             return self.full_report(ts_ms)
         if not metrics and not quality:

@@ -46,8 +46,9 @@ class ModbusSource(Service):
         self._sink = sink
         self._counters = counters or GatewayCounters()
         self._plans = self._plan(tags, poll_groups or {})
+        # keyed by id(): hashing a frozen ReadBlock hashes every item it holds
         self._decoders = {
-            block: BlockDecoder(block, self._tags)
+            id(block): BlockDecoder(block, self._tags)
             for blocks in self._plans.values()
             for block in blocks
         }
@@ -120,9 +121,9 @@ class ModbusSource(Service):
     async def poll_once(self, blocks: Sequence[ReadBlock] | None = None) -> SourceCycle:
         """Read every block once; a tag that cannot be read is None in the cycle."""
         blocks = self.read_blocks if blocks is None else blocks
-        values: dict[str, MetricValue | None] = {
-            item.name: None for block in blocks for item in block.items
-        }
+        values: dict[str, MetricValue | None] = dict.fromkeys(
+            item.name for block in blocks for item in block.items
+        )
         started = time.time()
         if await self._ensure_connected():
             try:
@@ -166,7 +167,8 @@ class ModbusSource(Service):
                         data,
                     )
                     continue
-                decoded = self._decoders[block].decode(data)
+                decoder = self._decoders.get(id(block)) or BlockDecoder(block, self._tags)
+                decoded = decoder.decode(data)
                 values.update(decoded)
                 self._counters.read += len(decoded)
         finally:

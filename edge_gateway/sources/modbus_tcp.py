@@ -71,6 +71,7 @@ class ModbusTcpClient:
         self._protocol: _ClientProtocol | None = None
         self._pending: dict[int, tuple[asyncio.Future[bytes], int, asyncio.TimerHandle]] = {}
         self._next_transaction = 0
+        self._outgoing: list[bytes] = []
 
     @property
     def connected(self) -> bool:
@@ -90,6 +91,7 @@ class ModbusTcpClient:
 
     def close(self) -> None:
         """Close the connection; requests in flight fail with ConnectionError."""
+        self._outgoing.clear()
         transport, self._transport, self._protocol = self._transport, None, None
         if transport is not None:
             transport.close()
@@ -108,8 +110,15 @@ class ModbusTcpClient:
         future: asyncio.Future[bytes] = loop.create_future()
         timer = loop.call_later(self.timeout_s, self._timed_out)
         self._pending[transaction] = (future, pdu[0], timer)
-        transport.write(_MBAP.pack(transaction, 0, len(pdu) + 1, unit) + pdu)
+        if not self._outgoing:  # requests made in one turn of the loop go in one write
+            loop.call_soon(self._flush)
+        self._outgoing.append(_MBAP.pack(transaction, 0, len(pdu) + 1, unit) + pdu)
         return future
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(outgoing))
 
     def send_read(self, table: str, address: int, count: int, unit: int) -> asyncio.Future[bytes]:
         return self.send(unit, _READ.pack(READ_FUNCTIONS[table], address, count))
