@@ -45,12 +45,20 @@ class _CappedBuffer(io.BytesIO):
 
 
 def pack_folder(folder: Path, cap: int, skip: Collection[str] = ()) -> bytes:
-    """The folder's files as .tar.gz bytes; top-level names in `skip` are left out."""
+    """The folder's files as .tar.gz bytes; top-level names in `skip` are left out.
+
+    What unpacking would refuse (a link out of the folder, a device file) is refused here,
+    with its name, so the sender hears about it rather than the receiver.
+    """
 
     def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         parts = Path(info.name).parts
         if any(part in SKIPPED_NAMES for part in parts) or (parts and parts[0] in skip):
             return None
+        try:
+            tarfile.data_filter(info, str(folder))
+        except tarfile.FilterError as exc:
+            raise ArchiveError(f"{folder / Path(*parts)}: {exc}") from None
         return info
 
     buffer = _CappedBuffer(folder, cap)

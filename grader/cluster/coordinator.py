@@ -24,7 +24,12 @@ from pydantic import ValidationError
 
 from grader.checks.registry import default_registry
 from grader.classmode import StudentJob
-from grader.cluster.archive import ArchiveTooLargeError, pack_folder, unpack_folder
+from grader.cluster.archive import (
+    ArchiveError,
+    ArchiveTooLargeError,
+    pack_folder,
+    unpack_folder,
+)
 from grader.cluster.jobs import (
     LAB_FOLDERS_NOT_SENT,
     MAX_LAB_ARCHIVE_BYTES,
@@ -76,6 +81,11 @@ def pack_submission(folder: Path, cap: int = MAX_SUBMISSION_ARCHIVE_BYTES) -> by
             file=folder,
             expected=f"at most {cap / 2**20:g} MiB compressed (leave out virtual environments, "
             "build outputs, data sets and logs)",
+        ) from None
+    except ArchiveError as exc:
+        raise SubmissionError(
+            f"the submission cannot be sent to a grading machine: {exc}",
+            expected="files and folders, and links that stay inside the submission",
         ) from None
 
 

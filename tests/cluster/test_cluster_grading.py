@@ -224,23 +224,47 @@ def test_queued_jobs_survive_a_redis_restart(
 
 
 @pytest.mark.timeout(120)
-async def test_a_job_past_its_time_limit_is_a_not_gradable_row(
+async def test_what_a_worker_cannot_deliver_is_a_signed_not_gradable_row(
     tmp_path: Path,
     coordinator_env: Settings,
     redis_server: RedisServer,
     queue: ClusterQueue,
 ) -> None:
+    """An instructor's own lab travels with the jobs to a worker set up with another course
+    secret: a job past its time limit, and a result for another variant of the plant, are
+    not-gradable rows that say why, signed by the coordinator."""
+    own_lab = tmp_path / "my-labs" / NET01.name
+    shutil.copytree(NET01, own_lab)
     roster, submissions = make_class(tmp_path, 1)
-    workers = start_workers(tmp_path, redis_server, ["worker"], concurrency=1)
-    grader = cluster_grader(queue, coordinator_env, 3)
-    out = tmp_path / "out"
+    env = worker_env(tmp_path) | {"IIOTLAB_COURSE_SECRET": "another-course"}
+    worker = Worker(redis_server.url, tmp_path / "worker.log", visibility_timeout_s=150, env=env)
+    worker.wait_ready()
+    public_key = load_signing_key(coordinator_env).private.public_key()
     try:
-        (row,) = await grade_class(
-            NET01, roster, submissions, out, show_progress=False, grader=grader
+        (late,), (other,) = await asyncio.gather(
+            grade_class(
+                own_lab,
+                roster,
+                submissions,
+                tmp_path / "late",
+                show_progress=False,
+                grader=cluster_grader(queue, coordinator_env, 3),
+            ),
+            grade_class(
+                own_lab,
+                roster,
+                submissions,
+                tmp_path / "other",
+                show_progress=False,
+                grader=cluster_grader(queue, coordinator_env, 126),
+            ),
         )
     finally:
-        workers[0].stop()
-    assert not row.gradable and row.score is None
-    assert row.status.startswith("not gradable: the grading job passed its time limit of 3 s")
-    assert "grader.log" in os.listdir(out / "s0")  # the worker's logs came back
-    assert verify_gradebook(out, load_signing_key(coordinator_env).private.public_key()) == []
+        worker.stop()
+    assert not late.gradable and late.score is None
+    assert late.status.startswith("not gradable: the grading job passed its time limit of 3 s")
+    assert "grader.log" in os.listdir(tmp_path / "late" / "s0")  # the worker's logs came back
+    assert not other.gradable and "IIOTLAB_COURSE_SECRET differs" in other.status
+    assert (tmp_path / "other" / "s0" / "gateway.log").is_file()  # it did grade
+    for out in (tmp_path / "late", tmp_path / "other"):
+        assert verify_gradebook(out, public_key) == []

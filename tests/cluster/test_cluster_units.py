@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -146,10 +147,26 @@ def test_a_worker_refuses_a_builtin_lab_of_another_version() -> None:
     assert "another iiotlab version" in (outcome.message or "")
 
 
-async def test_an_oversized_submission_is_a_signed_zero_made_on_the_coordinator(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _too_large(submission: Path) -> None:
+    (submission / "dataset.bin").write_bytes(os.urandom(200_000))
+
+
+def _link_out(submission: Path) -> None:
+    (submission / "config.yaml").symlink_to("/etc/hostname")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "says"),
+    [
+        (_too_large, "too large to send to a grading machine"),
+        (_link_out, "config.yaml"),
+    ],
+    ids=["too-large", "link-out"],
+)
+async def test_a_submission_that_cannot_travel_is_a_signed_zero_made_on_the_coordinator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spoil: Callable[[Path], None], says: str
 ) -> None:
-    """Past the cap, nothing is sent: the coordinator signs a graded 0 that says why."""
+    """Nothing is sent: the coordinator signs a graded 0 that says what to change."""
     key_file = tmp_path / "keys" / "key.pem"
     write_new_key(key_file)
     monkeypatch.setenv("IIOTLAB_SIGNING_KEY", str(key_file))
@@ -157,17 +174,18 @@ async def test_an_oversized_submission_is_a_signed_zero_made_on_the_coordinator(
     settings = Settings.from_env()
     submission = tmp_path / "alice"
     shutil.copytree(NET01 / "solution", submission)
-    (submission / "dataset.bin").write_bytes(os.urandom(200_000))
+    spoil(submission)
     queue = ClusterQueue("redis://127.0.0.1:1/0")  # nothing listens: no job may be sent
     grader = ClusterGrader(
         queue, settings=settings, key=load_signing_key(settings), submission_cap=100_000
     )
     out = tmp_path / "out" / "alice"
     await grader.grade(StudentJob(NET01, "alice", submission, out, ()))
+    queue.close()
     data = read_result_data(out / "result.json")
     verify(data, load_signing_key(settings).private.public_key())
     assert data["gradable"] and data["score"] == 0
-    assert "too large to send to a grading machine" in data["submission_error"]["en"]
+    assert says in data["submission_error"]["en"]
     assert (out / "report.html").is_file() and (out / "junit.xml").is_file()
 
 
