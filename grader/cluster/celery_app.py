@@ -23,7 +23,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
-from grader.cluster.extra import DEFAULT_VISIBILITY_TIMEOUT_S, ClusterError, require_cluster_extra
+from grader.cluster.extra import (
+    DEFAULT_VISIBILITY_TIMEOUT_S,
+    BrokerUnreachableError,
+    ClusterError,
+    require_cluster_extra,
+)
 from grader.cluster.jobs import GradingJob, JobOutcome, JobState
 from grader.cluster.worker_job import INTERRUPT_GRACE_S, run_job
 
@@ -150,13 +155,19 @@ class ClusterQueue:
             ) from None
 
     def submit(self, job: GradingJob) -> str:
-        # the hard limit is a backstop: the worker stops `iiotlab grade` at the time limit
-        result = self._app.send_task(
-            TASK_NAME,
-            args=[job.model_dump(mode="json")],
-            queue=QUEUE,
-            time_limit=job.time_limit_s + INTERRUPT_GRACE_S + 5,
-        )
+        """Queue the job; its task id. BrokerUnreachableError when the broker does not answer."""
+        try:
+            # the hard limit is a backstop: the worker stops `iiotlab grade` at the time limit
+            result = self._app.send_task(
+                TASK_NAME,
+                args=[job.model_dump(mode="json")],
+                queue=QUEUE,
+                time_limit=job.time_limit_s + INTERRUPT_GRACE_S + 5,
+            )
+        except self._unreachable as exc:
+            raise BrokerUnreachableError(
+                f"cannot send a job to {safe_url(self.url)}: {exc}"
+            ) from None
         return str(result.id)
 
     def state(self, task_id: str) -> JobState:

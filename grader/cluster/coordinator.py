@@ -30,6 +30,7 @@ from grader.cluster.archive import (
     pack_folder,
     unpack_folder,
 )
+from grader.cluster.extra import BrokerUnreachableError
 from grader.cluster.jobs import (
     LAB_FOLDERS_NOT_SENT,
     MAX_LAB_ARCHIVE_BYTES,
@@ -141,10 +142,22 @@ class ClusterGrader:
             time_limit_s=limit,
             submitted=time.time(),
         )
-        task_id = await asyncio.to_thread(self._queue.submit, sent)
+        task_id = await self._submit(sent)
         state = await self._wait(task_id)
         await asyncio.to_thread(self._collect, run, task_id, sent, state, started)
         await asyncio.to_thread(self._queue.forget, task_id)
+
+    async def _submit(self, job: GradingJob) -> str:
+        """Send the job, waiting through a broker outage (a restart keeps the queue)."""
+        warned = False
+        while True:
+            try:
+                return await asyncio.to_thread(self._queue.submit, job)
+            except BrokerUnreachableError as exc:
+                if not warned:
+                    logger.warning("%s: trying again", exc)
+                warned = True
+            await asyncio.sleep(self._poll_s * 4)
 
     async def _wait(self, task_id: str) -> JobState:
         warned = False
@@ -187,13 +200,17 @@ class ClusterGrader:
             return
         with tempfile.TemporaryDirectory(prefix="iiotlab-collect-") as folder:
             incoming = Path(folder) / "out"
-            if outcome.archive is not None:
+            try:
                 unpack_folder(
-                    decode(outcome.archive),
+                    decode(outcome.archive or ""),
                     incoming,
                     max_bytes=MAX_OUT_ARCHIVE_BYTES * 8,
                     max_files=100_000,
                 )
+            except (ArchiveError, ValueError) as exc:
+                reason = f"worker {outcome.worker} sent an out folder that cannot be read: {exc}"
+                self._not_gradable(run, started, reason)
+                return
             for name in SIGNED_FILES:  # only what this machine signs counts
                 (run.out_dir / name).unlink(missing_ok=True)
             result_file = incoming / "result.json"

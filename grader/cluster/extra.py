@@ -15,6 +15,10 @@ class ClusterError(IiotlabError):
     """Cluster grading cannot start or a job cannot be sent; the message says what to do."""
 
 
+class BrokerUnreachableError(ClusterError):
+    """The broker did not answer (it may be restarting): try again later."""
+
+
 def require_cluster_extra() -> None:
     """Raise ClusterError naming the install command when Celery or redis is missing."""
     try:
