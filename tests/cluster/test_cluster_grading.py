@@ -178,8 +178,9 @@ async def test_a_class_through_two_workers_one_killed_mid_job(
 def test_queued_jobs_survive_a_redis_restart(
     tmp_path: Path, coordinator_env: Settings, redis_server: RedisServer
 ) -> None:
-    """`iiotlab class grade --cluster` queues three jobs with no worker up; Redis restarts;
-    a worker then grades them all, and `iiotlab class verify` accepts the gradebook."""
+    """`iiotlab class grade --cluster` queues three jobs with no worker up; the submissions
+    folder goes away and Redis restarts; a worker then grades them all, and
+    `iiotlab class verify` accepts the gradebook."""
     roster, submissions = make_class(tmp_path, 3)
     out = tmp_path / "out"
     iiotlab = [sys.executable, "-m", "iiotlab.cli"]
@@ -205,6 +206,7 @@ def test_queued_jobs_survive_a_redis_restart(
         )
     try:
         wait_for(lambda: redis_server.command("LLEN", QUEUE) == "3", 30, "3 queued jobs")
+        shutil.rmtree(submissions)  # workers share no files with the coordinator: jobs carry them
         redis_server.stop()
         redis_server.start()
         assert redis_server.command("LLEN", QUEUE) == "3"
