@@ -12,17 +12,31 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from grader.catalog import SPEC_FILE, builtin_labs_dir
+from iiotlab.errors import VariantError
+from iiotlab.variants import check_name
 
 MAX_SUBMISSION_ARCHIVE_BYTES = 16 * 2**20  # compressed; larger folders are refused
 MAX_LAB_ARCHIVE_BYTES = 4 * 2**20
 MAX_OUT_ARCHIVE_BYTES = 64 * 2**20
 # what an instructor's lab folder keeps to itself: the worker needs the spec alone
 LAB_FOLDERS_NOT_SENT = ("solution", "mutants", "starter")
+
+
+def _plain_name(kind: str) -> AfterValidator:
+    """An id that is safe as a file name on the worker (no '/', no '..')."""
+
+    def check(value: str) -> str:
+        try:
+            return check_name(kind, value)
+        except VariantError as exc:
+            raise ValueError(str(exc)) from None
+
+    return AfterValidator(check)
 
 
 def encode(data: bytes) -> str:
@@ -42,8 +56,8 @@ class LabPayload(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
-    spec_name: str = SPEC_FILE  # the spec file's name inside the folder
+    id: Annotated[str, _plain_name("lab")]
+    spec_name: Annotated[str, _plain_name("spec file")] = SPEC_FILE  # inside the lab folder
     digest: str  # sha256 of the spec file
     archive: str | None = None  # base64 .tar.gz of the lab folder; None: a built-in lab
 
@@ -53,7 +67,7 @@ class GradingJob(BaseModel):
 
     version: Literal[1] = 1
     lab: LabPayload
-    student: str
+    student: Annotated[str, _plain_name("student")]
     submission: str  # base64 .tar.gz of the submission folder
     time_limit_s: float = Field(gt=0)
     submitted: float  # epoch seconds, on the coordinator's clock

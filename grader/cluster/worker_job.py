@@ -144,19 +144,24 @@ def grade_command(lab: Path, student: str, submission: Path, out: Path) -> list[
     ]
 
 
+def _too_long(job: GradingJob, visibility_timeout_s: float) -> str | None:
+    needed = job.time_limit_s + VISIBILITY_MARGIN_S
+    if needed <= visibility_timeout_s:
+        return None
+    return (
+        f"the job may run {job.time_limit_s:g} s, but this worker's --visibility-timeout is "
+        f"{visibility_timeout_s:g} s: the broker would hand the job to a second worker while "
+        f"the first still grades it; start workers with --visibility-timeout of at least "
+        f"{needed:g}"
+    )
+
+
 def run_job(job: GradingJob, *, worker: str, visibility_timeout_s: float) -> JobOutcome:
     """Grade the job in a private temporary folder; the outcome carries its out folder."""
     started = time.time()
-    if job.time_limit_s + VISIBILITY_MARGIN_S > visibility_timeout_s:
-        return JobOutcome(
-            status="refused",
-            worker=worker,
-            started=started,
-            message=f"the job may run {job.time_limit_s:g} s, but this worker's "
-            f"--visibility-timeout is {visibility_timeout_s:g} s: the broker would hand the "
-            "job to a second worker while the first still grades it; start workers with "
-            f"--visibility-timeout of at least {job.time_limit_s + VISIBILITY_MARGIN_S:g}",
-        )
+    refusal = _too_long(job, visibility_timeout_s)
+    if refusal is not None:
+        return JobOutcome(status="refused", worker=worker, started=started, message=refusal)
     with tempfile.TemporaryDirectory(prefix="iiotlab-job-") as folder:
         root = Path(folder)
         submission, out = root / "submissions" / job.student, root / "out" / job.student
@@ -175,22 +180,15 @@ def run_job(job: GradingJob, *, worker: str, visibility_timeout_s: float) -> Job
         write_new_key(key)  # the coordinator signs; this key proves nothing
         env = {**os.environ, "IIOTLAB_SIGNING_KEY": str(key)}
         begun = time.monotonic()
-        code = _grade(
-            grade_command(lab, job.student, submission, out),
-            env,
-            out / "grader.log",
-            job.time_limit_s,
-        )
-        grading_s = time.monotonic() - begun
+        command = grade_command(lab, job.student, submission, out)
+        code = _grade(command, env, out / "grader.log", job.time_limit_s)
+        late = f"the grading job passed its time limit of {job.time_limit_s:g} s on worker {worker}"
         return JobOutcome(
             status="graded" if code is not None else "timed_out",
             worker=worker,
-            message=None
-            if code is not None
-            else f"the grading job passed its time limit of {job.time_limit_s:g} s on worker "
-            f"{worker} and was stopped",
+            message=None if code is not None else f"{late} and was stopped",
             exit_code=code,
             archive=_pack_out(out),
             started=started,
-            grading_s=grading_s,
+            grading_s=time.monotonic() - begun,
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from grader.catalog import resolve_lab
 from grader.checks.registry import default_registry
@@ -254,3 +255,21 @@ def test_the_worker_image_copies_what_the_main_image_copies() -> None:
         return [line for line in lines if line.startswith("COPY ")]
 
     assert copies("worker.Dockerfile") == copies("Dockerfile")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("student", "../../etc"), ("lab", "a/b"), ("spec", "../lab.yaml")]
+)
+def test_a_job_names_no_path_on_the_worker(field: str, value: str) -> None:
+    lab = {"id": "net-01-modbus-datasheet", "digest": "0" * 64}
+    if field in ("lab", "spec"):
+        lab["id" if field == "lab" else "spec_name"] = value
+    job = {
+        "lab": lab,
+        "student": value if field == "student" else "alice",
+        "submission": "",
+        "time_limit_s": 30,
+        "submitted": 0,
+    }
+    with pytest.raises(ValidationError, match="is not a valid id"):
+        GradingJob.model_validate(job)
