@@ -157,3 +157,30 @@ class Worker:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def _parents() -> dict[int, tuple[int, list[bytes]]]:
+    """{pid: (parent pid, command line)} of every process on this machine."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        found[int(entry.name)] = (int(stat[stat.rfind(b")") + 2 :].split()[1]), command)
+    return found
+
+
+def grading_processes(worker: Worker) -> dict[int, int]:
+    """{pid: pool process pid} of the `iiotlab grade` processes of this worker's pool."""
+    table = _parents()
+    return {
+        pid: parent
+        for pid, (parent, command) in table.items()
+        if b"iiotlab.cli" in command
+        and b"grade" in command
+        and table.get(parent, (0, []))[0] == worker.process.pid
+    }

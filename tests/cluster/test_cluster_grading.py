@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -26,7 +27,13 @@ from grader.cluster.celery_app import QUEUE, ClusterQueue
 from grader.cluster.coordinator import ClusterGrader
 from grader.signing import load_signing_key, write_new_key
 from iiotlab.settings import Settings
-from tests.cluster.cluster_helpers import REDIS_SERVER, RedisServer, Worker, wait_for
+from tests.cluster.cluster_helpers import (
+    REDIS_SERVER,
+    RedisServer,
+    Worker,
+    grading_processes,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -172,6 +179,40 @@ async def test_a_class_through_two_workers_one_killed_mid_job(
     # results signed by the coordinator's key, which no worker had
     assert verify_gradebook(out, load_signing_key(coordinator_env).private.public_key()) == []
     assert cluster_s < 120, f"the class took {cluster_s:.0f} s"
+
+
+@pytest.mark.timeout(120)
+async def test_a_pool_process_killed_mid_job_puts_its_job_back(
+    tmp_path: Path,
+    coordinator_env: Settings,
+    redis_server: RedisServer,
+    queue: ClusterQueue,
+) -> None:
+    """The OOM killer's case: the worker lives, the pool process grading a job dies; the
+    job goes back to the queue at once (task_reject_on_worker_lost) and is graded."""
+    roster, submissions = make_class(tmp_path, 1)
+    (worker,) = start_workers(tmp_path, redis_server, ["worker"], concurrency=1)
+    grader = cluster_grader(queue, coordinator_env, TIME_LIMIT_S)
+    out = tmp_path / "out"
+    grading = asyncio.create_task(
+        grade_class(NET01, roster, submissions, out, show_progress=False, grader=grader)
+    )
+    try:
+
+        def busy() -> bool:
+            return bool(grading_processes(worker))
+
+        await asyncio.to_thread(wait_for, busy, 30, "the worker to grade")
+        await asyncio.sleep(2)
+        (pool_process,) = set(grading_processes(worker).values())
+        os.kill(pool_process, signal.SIGKILL)
+        (row,) = await asyncio.wait_for(grading, 60)
+    finally:
+        worker.stop()
+    assert row.gradable and row.score == 100.0
+    assert "WorkerLostError" in worker.text()
+    assert worker.text().count(" graded in ") == 1
+    assert verify_gradebook(out, load_signing_key(coordinator_env).private.public_key()) == []
 
 
 @pytest.mark.timeout(180)
