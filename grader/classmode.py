@@ -113,6 +113,25 @@ class StudentGrader(Protocol):
     async def grade(self, job: StudentJob) -> None: ...
 
 
+def grade_command(job: StudentJob) -> list[str]:
+    """What grades one student, here and on a cluster worker: `iiotlab grade` with --hide."""
+    hidden = [arg for path in job.hide for arg in ("--hide", str(path))]
+    return [
+        sys.executable,
+        "-m",
+        "iiotlab.cli",
+        "grade",
+        str(job.lab),
+        "--student",
+        job.student,
+        "--submission",
+        str(job.submission),
+        "--out",
+        str(job.out),
+        *hidden,
+    ]
+
+
 class LocalGrader:
     """`iiotlab grade` in a subprocess on this machine, `parallel` students at a time."""
 
@@ -124,21 +143,9 @@ class LocalGrader:
             await self._run(job)
 
     async def _run(self, job: StudentJob) -> None:
-        hidden = [arg for path in job.hide for arg in ("--hide", str(path))]
         with (job.out / "grader.log").open("wb") as log:
             process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "iiotlab.cli",
-                "grade",
-                str(job.lab),
-                "--student",
-                job.student,
-                "--submission",
-                str(job.submission),
-                "--out",
-                str(job.out),
-                *hidden,
+                *grade_command(job),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

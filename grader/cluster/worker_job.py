@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from grader.classmode import StudentJob, grade_command
 from grader.cluster.archive import ArchiveError, pack_folder, unpack_folder
 from grader.cluster.extra import VISIBILITY_MARGIN_S
 from grader.cluster.jobs import (
@@ -123,27 +124,6 @@ def _pack_out(out: Path) -> str:
         return encode(pack_folder(out, MAX_OUT_ARCHIVE_BYTES, skip=logs))
 
 
-def grade_command(lab: Path, student: str, submission: Path, out: Path) -> list[str]:
-    """What class mode runs for one student (grader/classmode.py LocalGrader)."""
-    return [
-        sys.executable,
-        "-m",
-        "iiotlab.cli",
-        "grade",
-        str(lab),
-        "--student",
-        student,
-        "--submission",
-        str(submission),
-        "--out",
-        str(out),
-        "--hide",
-        str(out.parent),
-        "--hide",
-        str(submission.parent),
-    ]
-
-
 def _too_long(job: GradingJob, visibility_timeout_s: float) -> str | None:
     needed = job.time_limit_s + VISIBILITY_MARGIN_S
     if needed <= visibility_timeout_s:
@@ -180,7 +160,9 @@ def run_job(job: GradingJob, *, worker: str, visibility_timeout_s: float) -> Job
         write_new_key(key)  # the coordinator signs; this key proves nothing
         env = {**os.environ, "IIOTLAB_SIGNING_KEY": str(key)}
         begun = time.monotonic()
-        command = grade_command(lab, job.student, submission, out)
+        # what class mode runs; the sandbox hides this job's folders from the submission
+        hide = (out.parent, submission.parent)
+        command = grade_command(StudentJob(lab, job.student, submission, out, hide))
         code = _grade(command, env, out / "grader.log", job.time_limit_s)
         late = f"the grading job passed its time limit of {job.time_limit_s:g} s on worker {worker}"
         return JobOutcome(
