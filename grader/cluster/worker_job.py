@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from iiotlab.errors import IiotlabError
 # processes (the sandbox waits up to 10 s for them), then SIGKILL.
 INTERRUPT_GRACE_S = 12.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+JOB_FOLDER_PREFIX = "iiotlab-job-"
 
 
 class JobRefusedError(IiotlabError):
@@ -124,6 +126,15 @@ def _pack_out(out: Path) -> str:
         return encode(pack_folder(out, MAX_OUT_ARCHIVE_BYTES, skip=logs))
 
 
+def _sweep_stale_job_folders() -> None:
+    """Delete the job folders of pool processes that died (a SIGKILLed worker leaves its
+    students' submissions behind); a folder's name carries its process id."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{JOB_FOLDER_PREFIX}*"):
+        pid = folder.name[len(JOB_FOLDER_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _too_long(job: GradingJob, visibility_timeout_s: float) -> str | None:
     needed = job.time_limit_s + VISIBILITY_MARGIN_S
     if needed <= visibility_timeout_s:
@@ -142,7 +153,8 @@ def run_job(job: GradingJob, *, worker: str, visibility_timeout_s: float) -> Job
     refusal = _too_long(job, visibility_timeout_s)
     if refusal is not None:
         return JobOutcome(status="refused", worker=worker, started=started, message=refusal)
-    with tempfile.TemporaryDirectory(prefix="iiotlab-job-") as folder:
+    _sweep_stale_job_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{JOB_FOLDER_PREFIX}{os.getpid()}-") as folder:
         root = Path(folder)
         submission, out = root / "submissions" / job.student, root / "out" / job.student
         try:

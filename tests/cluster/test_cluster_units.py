@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,7 @@ from grader.cluster.celery_app import ClusterQueue, safe_url
 from grader.cluster.coordinator import ClusterGrader, pack_lab
 from grader.cluster.extra import INSTALL_HINT, ClusterError, require_cluster_extra
 from grader.cluster.jobs import GradingJob, LabPayload, decode, encode
-from grader.cluster.worker_job import run_job
+from grader.cluster.worker_job import JOB_FOLDER_PREFIX, run_job
 from grader.results import read_result_data
 from grader.signing import load_signing_key, verify, write_new_key
 from grader.spec import prepare_lab
@@ -273,3 +274,22 @@ def test_a_job_names_no_path_on_the_worker(field: str, value: str) -> None:
     }
     with pytest.raises(ValidationError, match="is not a valid id"):
         GradingJob.model_validate(job)
+
+
+def test_a_job_sweeps_the_folders_of_dead_pool_processes(tmp_path: Path) -> None:
+    """A worker killed mid-job leaves its job folder (a student's submission) behind; the
+    next job on the machine deletes it, and never a live process's folder."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    temp = Path(tempfile.gettempdir())
+    stale = temp / f"{JOB_FOLDER_PREFIX}{gone.pid}-test"
+    live = temp / f"{JOB_FOLDER_PREFIX}{os.getpid()}-test"
+    for folder in (stale, live):
+        (folder / "submissions").mkdir(parents=True)
+    lab = LabPayload(id="net-01-modbus-datasheet", digest="0" * 64)
+    try:
+        run_job(_job(lab), worker="w1", visibility_timeout_s=600)  # refused: another lab digest
+        assert not stale.exists() and live.exists()
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
