@@ -38,9 +38,10 @@ from node_red_peer import Block, flow, missing_peer, start_node_red
 from peer_rows import RowFigures, gateway_config_text, measure_row, start_gateway
 
 from edge_gateway.buffer import StoreAndForwardBuffer
+from edge_gateway.config import BrokerConfig as GatewayBrokerConfig
 from edge_gateway.metrics import GatewayCounters
-from edge_gateway.publisher import TelemetryPublisher
-from iiotlab.mqtt import Broker, BrokerConfig, MosquittoBroker, MqttClient
+from edge_gateway.publisher import TelemetryPublisher, make_client
+from iiotlab.mqtt import Broker, BrokerConfig, MosquittoBroker
 from iiotlab.payloads import Telemetry, encode_payload
 
 HERE = Path(__file__).resolve().parent
@@ -194,7 +195,11 @@ async def drain_rate(broker: Broker, messages: int, state: Path) -> float:
     batch = [(DRAIN_TOPIC, drain_payload())] * 10_000
     for _ in range(messages // len(batch)):
         buffer.append_many(batch, replayed=True)
-    client = MqttClient(broker.url, client_id="bench-drain")
+    client = make_client(
+        GatewayBrokerConfig(url=broker.url, client_id="bench-drain"),
+        tenant="bench",
+        device="drain-1",
+    )
     await client.connect()
     counters = GatewayCounters()
     publisher = TelemetryPublisher(
@@ -216,37 +221,40 @@ async def drain_rate(broker: Broker, messages: int, state: Path) -> float:
     return counters.published / elapsed
 
 
-def bare_paho_rate(host: str, port: int, messages: int) -> float:
-    """A bare paho QoS 1 publisher, `DRAIN_WINDOW` in flight: the ceiling of the drain."""
-    import threading
-
+def bare_paho_rate(host: str, port: int, messages: int, window: int = DRAIN_WINDOW) -> float:
+    """A bare paho QoS 1 publisher with `DRAIN_WINDOW` in flight, on one thread (its
+    network loop publishes the next message from the PUBACK callback): the ceiling."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
     client = paho.Client(
         CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=paho.MQTTv311
     )
-    client.max_inflight_messages_set(DRAIN_WINDOW)
-    client.max_queued_messages_set(0)
+    client.max_inflight_messages_set(0)  # unbounded in paho: the window is ours
+    payload = drain_payload()
+    sent = [0]
     acknowledged = [0]
-    done = threading.Event()
+
+    def publish_next() -> None:
+        if sent[0] < messages:
+            sent[0] += 1
+            client.publish(DRAIN_TOPIC, payload, qos=1)
 
     def on_publish(*_: object) -> None:
         acknowledged[0] += 1
-        if acknowledged[0] == messages:
-            done.set()
+        publish_next()
 
     client.on_publish = on_publish
     client.connect(host, port)
-    client.loop_start()
-    payload = drain_payload()
+    while not client.is_connected():
+        client.loop(0.1)
     started = time.monotonic()
-    for _ in range(messages):
-        client.publish(DRAIN_TOPIC, payload, qos=1)
-    done.wait(600)
+    for _ in range(window):
+        publish_next()
+    while acknowledged[0] < messages and time.monotonic() - started < 600:
+        client.loop(0.1)
     elapsed = time.monotonic() - started
     client.disconnect()
-    client.loop_stop()
     return acknowledged[0] / elapsed
 
 

@@ -178,15 +178,16 @@ class StoreAndForwardBuffer:
         ]
 
     def remove(self, ids: Iterable[int]) -> None:
-        """Forget messages the broker acknowledged."""
-        batch = [(message_id,) for message_id in ids]
-        if not batch:
+        """Forget messages the broker acknowledged (one transaction; runs of consecutive
+        ids, the usual case while draining, go as one range each)."""
+        ranges = _runs(sorted(set(ids)))
+        if not ranges:
             return
         db = self.db
         db.execute("BEGIN")
         try:
             before = db.total_changes
-            db.executemany("DELETE FROM outbox WHERE id = ?", batch)
+            db.executemany("DELETE FROM outbox WHERE id BETWEEN ? AND ?", ranges)
             self._count -= db.total_changes - before
             db.execute("COMMIT")
         except BaseException:
@@ -209,3 +210,14 @@ class StoreAndForwardBuffer:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def _runs(ids: list[int]) -> list[tuple[int, int]]:
+    """Sorted ids as (first, last) runs of consecutive ids."""
+    runs: list[tuple[int, int]] = []
+    for message_id in ids:
+        if runs and runs[-1][1] == message_id - 1:
+            runs[-1] = (runs[-1][0], message_id)
+        else:
+            runs.append((message_id, message_id))
+    return runs

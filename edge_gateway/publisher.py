@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -25,6 +26,7 @@ from iiotlab.payloads import MetricValue, Status, Telemetry, encode_payload, top
 
 logger = logging.getLogger(__name__)
 
+ACK_BATCH = 256  # acknowledged messages deleted per transaction while draining
 MAX_TELEMETRY_BYTES = 200_000  # below the contract's 256 KiB, with room for "replayed"
 _LIVE_TAIL = b'"replayed":false}'
 _REPLAYED_TAIL = b'"replayed":true}'
@@ -78,6 +80,7 @@ def make_client(config: BrokerConfig, *, tenant: str, device: str) -> MqttClient
         key_file=config.key_file,
         will=(topic(tenant, device, "status"), status_payload("offline"), 1, True),
         keepalive=config.keepalive_s,
+        max_inflight=0,  # the TelemetryPublisher keeps at most `inflight` in flight
     )
 
 
@@ -176,39 +179,74 @@ class TelemetryPublisher:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self.client.connected and len(self.buffer):
-                if not await self._send_batch(self.buffer.peek(self._inflight)):
-                    break
+            if self.client.connected and len(self.buffer):
+                await self._drain()
             if not len(self.buffer):
                 self._idle.set()
 
-    async def _send_batch(self, batch: list[BufferedMessage]) -> bool:
-        """Publish a batch in order; remove the acknowledged ones. False on a failure."""
-        results = await asyncio.gather(
-            *(self._publish(message) for message in batch), return_exceptions=True
-        )
-        acked = [
-            message.id for message, result in zip(batch, results, strict=True) if result is None
-        ]
-        self.buffer.remove(acked)
-        self._counters.published += len(acked)
-        self._counters.replayed += sum(
-            1
-            for message, result in zip(batch, results, strict=True)
-            if result is None and message.replayed
-        )
-        failures = [result for result in results if isinstance(result, BaseException)]
-        for failure in failures:
-            if isinstance(failure, asyncio.CancelledError):
-                raise failure
+    async def _drain(self) -> None:
+        """Publish stored messages oldest first with up to `inflight` awaiting PUBACK (a
+        sliding window: each PUBACK lets the next one out), and delete acknowledged ones
+        in batches of up to ACK_BATCH, or whenever nothing is in flight. Returns when the
+        buffer is empty, the connection is gone, or a publish failed; every publish it
+        started has then finished, so the next drain starts again from the oldest."""
+        in_flight: set[asyncio.Task[None]] = set()
+        acked: list[int] = []
+        failures: list[BaseException] = []
+        last_id = 0
+        replayed = 0
+
+        def finished(task: asyncio.Task[None], message: BufferedMessage) -> None:
+            nonlocal replayed
+            in_flight.discard(task)
+            if task.cancelled():
+                return
+            error = task.exception()
+            if error is None:
+                acked.append(message.id)
+                replayed += message.replayed
+            else:
+                failures.append(error)
+            self._wake.set()
+
+        try:
+            while not failures and self.client.connected:
+                room = self._inflight - len(in_flight)
+                if room >= min(ACK_BATCH, self._inflight) or not in_flight:
+                    for message in self.buffer.peek(room, after_id=last_id):
+                        task = asyncio.create_task(self._publish(message))
+                        task.add_done_callback(functools.partial(finished, message=message))
+                        in_flight.add(task)
+                        last_id = message.id
+                if not in_flight:
+                    break
+                await self._wake.wait()
+                self._wake.clear()
+                if len(acked) >= ACK_BATCH or not in_flight:
+                    replayed = self._forget(acked, replayed)
+            if in_flight:  # a failure or a lost connection: let the others finish
+                await asyncio.wait(in_flight)
+        except asyncio.CancelledError:
+            for task in in_flight:
+                task.cancel()
+            raise
+        finally:
+            self._forget(acked, replayed)
         if failures:
             self._counters.errors += 1
             logger.info(
                 "publish failed (%s); %d messages wait in the buffer", failures[0], len(self.buffer)
             )
             self.connection_lost()
-            return False
-        return True
+
+    def _forget(self, acked: list[int], replayed: int) -> int:
+        """Delete acknowledged messages (one transaction), count them; replayed left."""
+        if acked:
+            self.buffer.remove(acked)
+            self._counters.published += len(acked)
+            self._counters.replayed += replayed
+            acked.clear()
+        return 0
 
     async def _publish(self, message: BufferedMessage) -> None:
         payload = as_replayed(message.payload) if message.replayed else message.payload
