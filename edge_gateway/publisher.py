@@ -187,7 +187,7 @@ class TelemetryPublisher:
     async def _drain(self) -> None:
         """Publish stored messages oldest first with up to `inflight` awaiting PUBACK (a
         sliding window: each PUBACK lets the next one out), and delete acknowledged ones
-        in batches of up to ACK_BATCH, or whenever nothing is in flight. Returns when the
+        in batches of ACK_BATCH, or whenever nothing is in flight. Returns when the
         buffer is empty, the connection is gone, or a publish failed; every publish it
         started has then finished, so the next drain starts again from the oldest."""
         in_flight: set[asyncio.Task[None]] = set()
@@ -211,6 +211,10 @@ class TelemetryPublisher:
 
         try:
             while not failures and self.client.connected:
+                # delete before refilling: in flight + acknowledged-not-deleted stays
+                # below inflight + ACK_BATCH, the most a crash can send twice
+                if len(acked) >= ACK_BATCH or not in_flight:
+                    replayed = self._forget(acked, replayed)
                 room = self._inflight - len(in_flight)
                 if room >= min(ACK_BATCH, self._inflight) or not in_flight:
                     for message in self.buffer.peek(room, after_id=last_id):
@@ -222,8 +226,6 @@ class TelemetryPublisher:
                     break
                 await self._wake.wait()
                 self._wake.clear()
-                if len(acked) >= ACK_BATCH or not in_flight:
-                    replayed = self._forget(acked, replayed)
             if in_flight:  # a failure or a lost connection: let the others finish
                 await asyncio.wait(in_flight)
         except asyncio.CancelledError:

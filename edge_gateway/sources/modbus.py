@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from edge_gateway.codec import BlockDecoder, encode_tag, read_item
 from edge_gateway.config import ModbusSourceConfig, TagConfig
@@ -27,6 +28,20 @@ from iiotlab.payloads import MetricValue
 logger = logging.getLogger(__name__)
 
 _LINK_ERRORS = (ConnectionError, OSError, TimeoutError)
+
+
+@dataclass
+class _Reads:
+    """The reads of one poll, sent or to be sent on `client`."""
+
+    client: ModbusTcpClient
+    blocks: Sequence[ReadBlock]
+    started: float
+    futures: list[asyncio.Future[bytes]] = field(default_factory=list)
+
+    def cancel(self) -> None:
+        for future in self.futures:
+            future.cancel()
 
 
 class ModbusSource(Service):
@@ -110,42 +125,62 @@ class ModbusSource(Service):
     async def _poll_loop(self, interval: float, blocks: list[ReadBlock]) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
-        while True:
-            self._sink(await self.poll_once(blocks))
-            next_tick += interval
-            now = loop.time()
-            if next_tick < now:  # a slow cycle: skip the ticks it missed
-                next_tick = now
-            await asyncio.sleep(next_tick - now)
+        ahead: _Reads | None = None
+        try:
+            while True:
+                cycle = await self.poll_once(blocks, ahead)
+                ahead = None
+                next_tick += interval
+                now = loop.time()
+                if next_tick <= now:  # a slow cycle: skip the ticks it missed
+                    next_tick = now
+                    # and overlap: the next poll's first reads travel while this
+                    # cycle is reported
+                    ahead = self._start_reads(blocks)
+                self._sink(cycle)
+                if ahead is None:
+                    await asyncio.sleep(next_tick - now)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
 
-    async def poll_once(self, blocks: Sequence[ReadBlock] | None = None) -> SourceCycle:
+    async def poll_once(
+        self, blocks: Sequence[ReadBlock] | None = None, started_reads: _Reads | None = None
+    ) -> SourceCycle:
         """Read every block once; a tag that cannot be read is None in the cycle."""
         blocks = self.read_blocks if blocks is None else blocks
         values: dict[str, MetricValue | None] = dict.fromkeys(
             item.name for block in blocks for item in block.items
         )
-        started = time.time()
-        if await self._ensure_connected():
+        started = started_reads.started if started_reads is not None else time.time()
+        if started_reads is not None or await self._ensure_connected():
             try:
-                await self._read_pipelined(blocks, values)
+                reads = started_reads or self._start_reads(blocks)
+                if reads is None:
+                    raise ConnectionError("not connected")
+                await self._read_pipelined(reads, values)
             except _LINK_ERRORS as exc:
                 self._link_lost(exc)
         ts_ms = int((started + time.time()) / 2 * 1000)
         return SourceCycle(self.name, ts_ms, values)
 
-    async def _read_pipelined(
-        self, blocks: Sequence[ReadBlock], values: dict[str, MetricValue | None]
-    ) -> None:
-        """Up to `pipeline` reads in flight; answers are taken in request order."""
+    def _start_reads(self, blocks: Sequence[ReadBlock]) -> _Reads | None:
+        """Send the first `pipeline` reads of a poll now; None when not connected."""
         client = self._client
-        if client is None:
-            raise ConnectionError("not connected")
+        if client is None or not client.connected:
+            return None
+        reads = _Reads(client, blocks, time.time())
+        unit = self.config.unit_id
+        for block in blocks[: self.config.pipeline]:
+            reads.futures.append(client.send_read(block.table, block.address, block.count, unit))
+        client.flush()
+        return reads
+
+    async def _read_pipelined(self, reads: _Reads, values: dict[str, MetricValue | None]) -> None:
+        """Up to `pipeline` reads in flight; answers are taken in request order."""
+        client, blocks, futures = reads.client, reads.blocks, reads.futures
         unit = self.config.unit_id
         window = self.config.pipeline
-        futures = [
-            client.send_read(block.table, block.address, block.count, unit)
-            for block in blocks[:window]
-        ]
         try:
             for index, block in enumerate(blocks):
                 data: bytes | ModbusDeviceError
@@ -172,8 +207,7 @@ class ModbusSource(Service):
                 values.update(decoded)
                 self._counters.read += len(decoded)
         finally:
-            for future in futures:
-                future.cancel()  # the rest, when a read failed or we were cancelled
+            reads.cancel()  # the rest, when a read failed or we were cancelled
 
     async def _ensure_connected(self) -> bool:
         async with self._connect_lock:

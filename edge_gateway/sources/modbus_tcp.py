@@ -111,13 +111,14 @@ class ModbusTcpClient:
         timer = loop.call_later(self.timeout_s, self._timed_out)
         self._pending[transaction] = (future, pdu[0], timer)
         if not self._outgoing:  # requests made in one turn of the loop go in one write
-            loop.call_soon(self._flush)
+            loop.call_soon(self.flush)
         self._outgoing.append(_MBAP.pack(transaction, 0, len(pdu) + 1, unit) + pdu)
         return future
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the requests sent so far now, not at the end of this turn of the loop."""
         outgoing, self._outgoing = self._outgoing, []
-        if self._transport is not None and not self._transport.is_closing():
+        if outgoing and self._transport is not None and not self._transport.is_closing():
             self._transport.write(b"".join(outgoing))
 
     def send_read(self, table: str, address: int, count: int, unit: int) -> asyncio.Future[bytes]:
