@@ -134,9 +134,12 @@ class ModbusSource(Service):
                 now = loop.time()
                 if next_tick <= now:  # a slow cycle: skip the ticks it missed
                     next_tick = now
-                    # and overlap: the next poll's first reads travel while this
-                    # cycle is reported
-                    ahead = self._start_reads(blocks)
+                    if len(blocks) > self.config.pipeline:
+                        # overlap: the next poll's first reads travel while this cycle is
+                        # reported. Not when a whole poll fits in the window: then all its
+                        # answers would wait for the report (200 tags, 4 blocks: +7%
+                        # points/s for p50 latency 1.0 -> 1.9 ms)
+                        ahead = self._start_reads(blocks)
                 self._sink(cycle)
                 if ahead is None:
                     await asyncio.sleep(next_tick - now)
