@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from simulators.simulation import Simulation
 from grader.submission import BrokerPolicy
 from iiotlab.datasheet import Datasheet
+from iiotlab.errors import IiotlabError
 from iiotlab.gateway_env import GatewayEnvironment
 from iiotlab.variants import derive_seed, variant_random
 
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 OBSERVER = "grader-observer"
 
 
-class NotGradableError(Exception):
+class NotGradableError(IiotlabError):
     """The grader itself cannot run the lab here (missing package, port clash...)."""
 
 

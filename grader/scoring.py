@@ -12,11 +12,12 @@ from grader.observation import Observation
 from grader.results import CheckResult, Result
 from grader.spec import LabPlan, LabSpec
 from iiotlab.datasheet import Datasheet
+from iiotlab.errors import IiotlabError
 
 logger = logging.getLogger(__name__)
 
 
-class CheckCrashError(Exception):
+class CheckCrashError(IiotlabError):
     """A check itself failed: the grader's fault, so the run is not gradable."""
 
 

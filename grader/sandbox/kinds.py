@@ -139,10 +139,16 @@ def _programs_under_private_dirs(search_path: str) -> list[str]:
 
 
 def _hide(paths: Iterable[Path]) -> list[str]:
+    """Mounts that hide `paths`; a path inside another hidden folder is hidden with it."""
+    unique = sorted(set(paths), key=lambda p: len(p.parts))
     args: list[str] = []
-    for path in paths:
+    hidden: list[Path] = []
+    for path in unique:
+        if any(path.is_relative_to(folder) for folder in hidden):
+            continue  # (its parent is already an empty read-only folder: no mount point)
         if path.is_dir():  # an empty folder nobody may read or write (capabilities dropped)
             args += ["--perms", "0000", "--tmpfs", str(path), "--remount-ro", str(path)]
+            hidden.append(path)
         elif path.exists():
             args += ["--ro-bind", "/dev/null", str(path)]
     return args

@@ -102,6 +102,7 @@ async def test_student_errors_give_signed_results_with_reasons(
     assert "你的提交" in empty["submission_error"]["zh"]
     assert all(c["message"].startswith("not run:") for c in empty["checks"])
     assert "gateway.cmd has no command line" in by_student["empty"].status
+    assert empty["submission_error"]["zh"] in (out / "empty" / "report.html").read_text()
     crash = read_result_data(out / "crash" / "result.json")
     assert crash["gradable"] and crash["score"] == 0
     assert (

@@ -61,7 +61,7 @@ def submission(tmp_path: Path, script: str, name: str = "mallory") -> Path:
 async def grade(
     tmp_path: Path, script: str, sandbox: str, monkeypatch: pytest.MonkeyPatch, **lab: Any
 ) -> tuple[Result, str]:
-    key_file = tmp_path / "keys" / "grader.pem"
+    key_file = tmp_path / "data" / "keys" / "grader.pem"  # inside the hidden data folder too
     write_new_key(key_file)
     monkeypatch.setenv("IIOTLAB_COURSE_SECRET", SECRET)
     monkeypatch.setenv("IIOTLAB_SIGNING_KEY", str(key_file))
@@ -122,7 +122,7 @@ async def test_key_file_unreadable_and_writes_outside_fail(
     victim = tmp_path / "submissions" / "victim"
     victim.mkdir(parents=True)
     (victim / "gateway.cmd").write_text("python secret_gateway.py\n")
-    keys, out = tmp_path / "keys", tmp_path / "out"
+    keys, out = tmp_path / "data" / "keys", tmp_path / "out"
     script = f"""
 cat {keys}/grader.pem && echo READ-KEY
 cat {tmp_path}/data/*.pem && echo READ-DEV-KEY
@@ -157,6 +157,8 @@ async def test_a_bounded_fork_bomb_is_stopped_and_the_result_says_why(
     events = result.sandbox["events"]
     assert [e["limit"] for e in events] == ["processes"], events
     assert "processes" in events[0]["en"] and "进程" in events[0]["zh"]
+    report = (tmp_path / "out" / "mallory" / "report.html").read_text()
+    assert events[0]["zh"] in report and f"<code>{sandbox}</code>" in report
     assert running_with(f"sleep\0{marker}") == []
 
 
