@@ -182,3 +182,46 @@ async def test_a_refused_block_marks_only_its_tags_bad() -> None:
     bad = {name for name, value in cycle.values.items() if value is None}
     assert bad == {f"t{i}" for i in range(62, 124)}
     assert again.values == cycle.values
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(30)
+async def test_a_device_that_stops_answering_times_out_and_reconnects() -> None:
+    """Requests in flight fail together after `timeout_s`; the tags go bad, the source
+    closes the connection and opens a new one (with backoff)."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass  # reads the requests, never answers
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    cycles: asyncio.Queue[SourceCycle] = asyncio.Queue()
+    config = ModbusSourceConfig(
+        port=server.sockets[0].getsockname()[1],
+        timeout_s=0.3,
+        pipeline=8,
+        poll_interval_s=0.05,
+        reconnect_max_s=0.5,
+    )
+    source = ModbusSource("plc", config, float_tags(2000), sink=cycles.put_nowait)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await source.start()
+    try:
+        cycle = await asyncio.wait_for(cycles.get(), 10)
+        assert 0.25 < loop.time() - started < 2.0
+        assert set(cycle.values.values()) == {None}
+        assert not source.connected
+        for _ in range(40):
+            if len(accepted) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len(accepted) >= 2, "the source did not reconnect"
+    finally:
+        await source.stop()
+        for writer in accepted:
+            writer.close()
+        server.close()
