@@ -81,9 +81,8 @@ async def test_sigkill_mid_drain_loses_nothing(start_broker: StartBroker, tmp_pa
             sys.executable, "-c", DRAINER, str(path), broker.url, str(INFLIGHT)
         )
         try:
-            await ears.wait_for(
-                lambda: len(ears.payloads("telemetry")) >= MESSAGES // 3, 60, "a third"
-            )
+            # a cheap count (no JSON parsing), so the kill lands early in the drain
+            await ears.wait_for(lambda: len(ears.messages) >= MESSAGES // 10, 60, "a tenth")
         finally:
             drainer.send_signal(signal.SIGKILL)
             await drainer.wait()
