@@ -33,25 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.cluster.cluster_helpers: redis-server and workers
 
+from bench.class_grading import make_class  # noqa: E402
 from grader.classmode import GradebookRow, StudentGrader, grade_class  # noqa: E402
 from grader.cluster.celery_app import ClusterQueue  # noqa: E402
 from grader.cluster.coordinator import ClusterGrader  # noqa: E402
 from grader.signing import load_signing_key  # noqa: E402
 from iiotlab.settings import Settings  # noqa: E402
 from tests.cluster.cluster_helpers import RedisServer, Worker  # noqa: E402
-
-IIOTLAB = Path(sys.executable).with_name("iiotlab")
-
-
-def make_class(root: Path, count: int) -> tuple[Path, Path]:
-    students = [f"b{i:03d}" for i in range(count)]
-    for student in students:
-        folder = root / "submissions" / student
-        folder.mkdir(parents=True)
-        (folder / "gateway.cmd").write_text(f"{IIOTLAB} gateway run --from-env\n")
-    roster = root / "roster.csv"
-    roster.write_text("student\n" + "\n".join(students) + "\n")
-    return roster, root / "submissions"
 
 
 async def timed(
