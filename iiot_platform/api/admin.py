@@ -17,7 +17,7 @@ from iiot_platform.api.deps import (
     require_role,
 )
 from iiot_platform.auth import TokenInfo, TokenSpec
-from iiot_platform.dead_letters import PREVIEW_BYTES, DeadLetterSummary
+from iiot_platform.dead_letters import PREVIEW_BYTES, DeadLetter, DeadLetterSummary
 from iiot_platform.ingest import IngestStats
 
 router = APIRouter(prefix="/api", tags=["operations"])
@@ -145,7 +145,8 @@ async def limits(service: ServiceDep, principal: PrincipalDep) -> Limits:
     )
 
 
-def _listed(letter: DeadLetterSummary) -> DeadLetterOut:
+def _described(letter: DeadLetterSummary | DeadLetter, kept: int, preview: bytes) -> DeadLetterOut:
+    """What a listing shows of a letter; the detail adds its payload."""
     return DeadLetterOut(
         id=letter.id,
         tenant=letter.tenant,
@@ -154,9 +155,13 @@ def _listed(letter: DeadLetterSummary) -> DeadLetterOut:
         received_ms=letter.received_ms,
         reason=letter.reason,
         size=letter.size,
-        kept=letter.kept,
-        preview=letter.preview.decode("utf-8", errors="replace"),
+        kept=kept,
+        preview=preview.decode("utf-8", errors="replace"),
     )
+
+
+def _listed(letter: DeadLetterSummary) -> DeadLetterOut:
+    return _described(letter, letter.kept, letter.preview)
 
 
 @router.get("/dead-letters", response_model=DeadLetterPageOut)
@@ -187,16 +192,9 @@ async def dead_letter(
     letter = await service.documents.dead_letters.get(letter_id)
     if letter is None or not principal.can_see(letter.tenant):
         raise HTTPException(404, f"no dead letter {letter_id}")
+    listed = _described(letter, len(letter.payload), letter.payload[:PREVIEW_BYTES])
     return DeadLetterDetail(
-        id=letter.id,
-        tenant=letter.tenant,
-        device=letter.device,
-        topic=letter.topic,
-        received_ms=letter.received_ms,
-        reason=letter.reason,
-        size=letter.size,
-        kept=len(letter.payload),
-        preview=letter.payload[:PREVIEW_BYTES].decode("utf-8", errors="replace"),
+        **listed.model_dump(),
         payload_text=letter.payload.decode("utf-8", errors="replace"),
         payload_base64=base64.b64encode(letter.payload).decode(),
     )
