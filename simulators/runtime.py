@@ -88,6 +88,7 @@ class LivePlant:
         self._listeners: list[SnapshotListener] = []
         self._write_listeners: list[Callable[[WriteRecord], None]] = []
         self._snapshot: Mapping[str, Value] = dict(plant.values())
+        self._constant_resets: list[tuple[float, str, float]] = []  # (until_s, name, old)
 
     @property
     def tags(self) -> tuple[TagDefinition, ...]:
@@ -106,6 +107,7 @@ class LivePlant:
         """Advance the process one tick, refresh the served snapshot, tell listeners."""
         self.plant.step(dt)
         self.elapsed_s += dt
+        self._reset_constants()
         self.faults = [f for f in self.faults if f.until_s > self.elapsed_s]
         self._refresh()
         for listener in self._listeners:
@@ -141,11 +143,31 @@ class LivePlant:
         self._publish()
         return fault
 
+    def constant_names(self) -> list[str]:
+        constants = getattr(self.plant, "constants", None)
+        return sorted(constants) if isinstance(constants, dict) else []
+
+    def change_constant(self, name: str, value: float, duration_s: float) -> None:
+        """A process change for a while (a worn label printer rejects every pack)."""
+        constants: dict[str, float] = getattr(self.plant, "constants")  # noqa: B009
+        self._constant_resets.append((self.elapsed_s + duration_s, name, constants[name]))
+        constants[name] = value
+
+    def _reset_constants(self) -> None:
+        due = [r for r in self._constant_resets if r[0] <= self.elapsed_s]
+        if not due:
+            return
+        self._constant_resets = [r for r in self._constant_resets if r[0] > self.elapsed_s]
+        constants: dict[str, float] = getattr(self.plant, "constants")  # noqa: B009
+        for _, name, old in reversed(due):
+            constants[name] = old
+
     def restart(self) -> None:
         """PLC restart: the program starts over from its initial state (no retained data)."""
         if self._factory is not None:
             self.plant = self._factory()
         self.faults.clear()
+        self._constant_resets.clear()
         self._publish()
 
     def write(self, tag: str, value: Value, source: str) -> None:

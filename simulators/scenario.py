@@ -33,6 +33,8 @@ EVENT_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "plc_restart": ((), ("duration",)),
     "opcua_restart": ((), ()),
     "register_map_change": ((), ("shift", "word_order")),
+    "operator_write": (("tag", "value"), ()),
+    "constant_change": (("constant", "value", "duration"), ()),
 }
 _NUMBERS = ("at", "duration", "rate", "magnitude", "sigma")
 SENSOR_FAULTS = ("sensor_stuck", "drift", "spike", "noise_burst")
@@ -48,14 +50,18 @@ class ScenarioEvent:
     magnitude: float = 0.0  # drift: rate per second; spike: added value; noise: sigma
     shift: int = 0  # register_map_change: every address moves by this many
     word_order: str | None = None  # register_map_change: new order of 32/64-bit values
+    value: float | bool | None = None  # operator_write: the value; constant_change: new value
+    constant: str | None = None  # constant_change: which process constant
     line: int | None = None
 
     def detail(self) -> dict[str, Any]:
         detail: dict[str, Any] = {"at_s": self.at_s}
-        for key in ("tag", "duration_s", "magnitude", "shift", "word_order"):
+        for key in ("tag", "duration_s", "magnitude", "shift", "word_order", "constant"):
             value = getattr(self, key)
             if value not in (None, 0, 0.0):
                 detail[key] = value
+        if self.value is not None:
+            detail["value"] = self.value
         return detail
 
 
@@ -130,6 +136,8 @@ def _event(node: yaml.Node, index: int, file: str) -> ScenarioEvent:
         magnitude=values.get("rate", values.get("magnitude", values.get("sigma", 0.0))),
         shift=values.get("shift", 0),
         word_order=values.get("word_order"),
+        value=values.get("value"),
+        constant=values.get("constant"),
         line=node.start_mark.line + 1,
     )
 
@@ -151,7 +159,13 @@ def _checked(key: str, value: Any, node: yaml.Node, where: str, file: str) -> An
         return value
     if key == "word_order" and value not in WORD_ORDERS:
         raise _fail("unknown word order", file, node, where, value, " or ".join(WORD_ORDERS))
-    if key in ("device", "tag") and not isinstance(value, str):
+    if key == "value":
+        if isinstance(value, bool):
+            return value
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise _fail("not a value", file, node, where, value, "a number or true/false")
+        return float(value)
+    if key in ("device", "tag", "constant") and not isinstance(value, str):
         raise _fail("not a name", file, node, where, value, "a device or tag name")
     return value
 

@@ -302,6 +302,15 @@ class Simulation(Service):
                 await self._opcua.restart()
         elif event.kind == "register_map_change":
             self._change_register_map(runtime, event)
+        elif event.kind == "operator_write":
+            self._check_tag(event, runtime)
+            assert event.value is not None
+            runtime.write(str(event.tag), event.value, "scenario:operator")
+        elif event.kind == "constant_change":
+            names = runtime.constant_names()
+            if event.constant not in names:
+                raise self._event_error(event, "constant", event.constant, ", ".join(names))
+            runtime.change_constant(str(event.constant), float(event.value or 0), event.duration_s)
         self.truth.record_event(now_ms(), event.kind, runtime.device, event.detail())
 
     def _event_runtime(self, event: ScenarioEvent) -> LivePlant:

@@ -77,6 +77,7 @@ def test_not_yaml_and_missing_file() -> None:
 
 def test_every_kind_parses_from_lab_events() -> None:
     minimal = {"tag": "level", "duration": 1, "rate": 0.1, "magnitude": 1, "sigma": 0.1}
+    minimal.update({"value": 1, "constant": "reject_rate"})
     events = []
     for kind, (required, _) in EVENT_KINDS.items():
         events.append({"at": 1, "kind": kind, **{k: minimal[k] for k in required}})
