@@ -84,6 +84,7 @@ class _Pending:
 class _Batch:
     pending: list[_Pending] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
+    alarms: list[Alarm] = field(default_factory=list)  # raised or cleared by status messages
 
 
 def _cut(text: str, limit: int) -> str:
@@ -178,7 +179,7 @@ class Ingestor:
                 self._dead(message, batch, reason)
         self.stats.batches += 1
         stored = await self._store_batch(batch)
-        alarms = self._accept(stored)
+        alarms = batch.alarms + self._accept(stored)
         await self._save_dead_letters(batch.letters)
         try:
             await self._registry.flush()
@@ -281,7 +282,12 @@ class Ingestor:
             self._telemetry(message, payload, tenant, device, batch)
         elif isinstance(payload, Status):
             self.stats.status += 1
-            self._registry.set_status(tenant, device, payload.state == "online", payload.ts)
+            online = payload.state == "online"
+            self._registry.set_status(tenant, device, online, payload.ts)
+            # arrival time: a Last Will's ts is when its client connected, not when it left
+            batch.alarms.extend(
+                self._rules.evaluate_status(tenant, device, online, message.received_ms)
+            )
         elif isinstance(payload, CommandAck):
             self.stats.acks += 1
             if self._commands.record_ack(tenant, device, payload) is None:

@@ -1,4 +1,5 @@
-"""Rules (threshold with hysteresis, rate of change, stale data) and their evaluation."""
+"""Rules (threshold with hysteresis, rate of change, stale data, frozen value, device
+offline) and their evaluation."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from iiot_platform.alarms import Alarm, AlarmBook
 from iiot_platform.stores.base import MetricValue, TelemetryRecord
 
-RuleKind = Literal["threshold", "rate", "stale"]
-RULE_KINDS: tuple[RuleKind, ...] = ("threshold", "rate", "stale")
+RuleKind = Literal["threshold", "rate", "stale", "frozen", "offline"]
+RULE_KINDS: tuple[RuleKind, ...] = ("threshold", "rate", "stale", "frozen", "offline")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,127}$"
 
 
@@ -33,11 +34,14 @@ class RuleSpec(BaseModel):
     hysteresis: float = Field(default=0.0, ge=0, description="clear only this far inside")
     max_rate: float | None = Field(default=None, gt=0, description="rate: units per second")
     stale_s: float | None = Field(default=None, gt=0, description="stale: seconds of silence")
+    frozen_s: float | None = Field(
+        default=None, gt=0, description="frozen: seconds the value may stay exactly the same"
+    )
     severity: Literal["info", "warning", "critical"] = "warning"
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
-        if self.kind in ("threshold", "rate") and not self.metric:
+        if self.kind in ("threshold", "rate", "frozen") and not self.metric:
             raise ValueError(f"a {self.kind} rule needs 'metric'")
         if self.kind == "threshold" and self.high is None and self.low is None:
             raise ValueError("a threshold rule needs 'high', 'low' or both")
@@ -47,6 +51,8 @@ class RuleSpec(BaseModel):
             raise ValueError("a rate rule needs 'max_rate' (units per second)")
         if self.kind == "stale" and self.stale_s is None:
             raise ValueError("a stale rule needs 'stale_s' (seconds without a message)")
+        if self.kind == "frozen" and self.frozen_s is None:
+            raise ValueError("a frozen rule needs 'frozen_s' (seconds the value may not change)")
         return self
 
 
@@ -60,6 +66,7 @@ class Rule(RuleSpec):
 class _Condition:
     active: bool = False
     previous: tuple[int, float] | None = None
+    unchanged_since: tuple[int, float] | None = None  # frozen: (ts, value) it last changed
 
 
 def _number(value: MetricValue | None) -> float | None:
@@ -110,6 +117,8 @@ class RuleEngine:
         events: list[Alarm] = []
         for rule in self._matching(record.tenant, record.device):
             condition = self._conditions.setdefault((rule.id, record.device), _Condition())
+            if rule.kind == "offline":
+                continue  # status messages drive it (evaluate_status)
             if rule.kind == "stale":
                 tripped: bool | None = False
                 value: float | None = None
@@ -123,8 +132,22 @@ class RuleEngine:
                 events.append(event)
         return events
 
+    def evaluate_status(self, tenant: str, device: str, online: bool, ts: int) -> list[Alarm]:
+        """Offline alarm transitions caused by a status message (`offline`: the Last Will)."""
+        events: list[Alarm] = []
+        for rule in self._matching(tenant, device):
+            if rule.kind != "offline":
+                continue
+            condition = self._conditions.setdefault((rule.id, device), _Condition())
+            event = self._transition(rule, condition, device, not online, None, ts)
+            if event is not None:
+                events.append(event)
+        return events
+
     def _check(self, rule: Rule, condition: _Condition, ts: int, value: float) -> bool | None:
         """True: condition holds; False: it cleared; None: no change to decide."""
+        if rule.kind == "frozen":
+            return self._frozen(rule, condition, ts, value)
         if rule.kind == "threshold":
             high, low, band = rule.high, rule.low, rule.hysteresis
             if not condition.active:
@@ -139,6 +162,17 @@ class RuleEngine:
         if not condition.active:
             return rate > limit
         return rate > limit - rule.hysteresis
+
+    @staticmethod
+    def _frozen(rule: Rule, condition: _Condition, ts: int, value: float) -> bool | None:
+        """A value exactly equal in every message for frozen_s; any change clears it."""
+        since = condition.unchanged_since
+        if since is None or value != since[1]:
+            condition.unchanged_since = (ts, value)
+            return False
+        if ts < since[0]:  # an older message (replayed): it decides nothing
+            return None
+        return ts - since[0] >= (rule.frozen_s or 0.0) * 1000
 
     def _transition(
         self,
@@ -165,6 +199,10 @@ class RuleEngine:
             return f"{rule.metric} = {shown} below {rule.low:g}"
         if rule.kind == "rate":
             return f"{rule.metric} changes faster than {rule.max_rate:g}/s (now {shown})"
+        if rule.kind == "frozen":
+            return f"{rule.metric} stuck at {shown} for {rule.frozen_s:g} s or more"
+        if rule.kind == "offline":
+            return "device offline (status offline: its gateway disconnected)"
         return f"no message for over {rule.stale_s} s"
 
     def check_stale(self, now_ms: int, last_seen: dict[tuple[str, str], int]) -> list[Alarm]:
