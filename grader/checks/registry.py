@@ -36,6 +36,7 @@ BUILTIN_MODULES = (
     "grader.checks.security",
     "grader.checks.platform",
     "grader.checks.modbus_protection",
+    "grader.checks.apps",
 )
 ENTRY_POINT_GROUP = "iiotlab.checks"
 
