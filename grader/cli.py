@@ -114,6 +114,32 @@ def _verify(
     typer.echo(f"valid: {data.get('lab')} {data.get('student')} {data.get('score')}")
 
 
+def _grade_manual(
+    result: Path = typer.Argument(..., help="A result.json signed by this grader."),
+    check: str = typer.Option(..., "--check", help="Id of the lab's manual check."),
+    points: float = typer.Option(..., "--points", help="Points awarded (0 to its max)."),
+    by: str = typer.Option(..., "--by", help="Who scored it (recorded in the evidence)."),
+    note: str = typer.Option("", "--note", help="Why (recorded in the evidence)."),
+) -> None:
+    """Enter the instructor's points for a manual check and re-sign the result."""
+    from grader.manual import score_manual
+    from grader.signing import load_signing_key
+    from iiotlab.errors import SignatureError
+    from iiotlab.settings import Settings
+
+    try:
+        signed = score_manual(
+            result, check, points, by, note, load_signing_key(Settings.from_env())
+        )
+    except SignatureError as exc:
+        typer.secho(f"INVALID: {exc}; not amended", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"{signed.lab} {signed.student}: {signed.score:g} / {signed.max_score:g}"
+        f" (pending {signed.pending_points:g})"
+    )
+
+
 @class_app.command("grade")
 def _class_grade(
     lab: str = typer.Option(..., "--lab", help=LAB_HELP),
@@ -256,6 +282,7 @@ def register(app: typer.Typer) -> None:
     """Add this part's commands to the iiotlab CLI."""
     app.command("grade")(_grade)
     app.command("verify")(_verify)
+    app.command("grade-manual")(_grade_manual)
     app.command("worker")(cluster_worker)
     app.add_typer(class_app, name="class")
     app.add_typer(lab_app, name="lab")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
+from grader import line
 from grader.faults.proxy import TcpFaultProxy
 from grader.observation import ObservedMessage
 from grader.probes.context import BrokerAccess
@@ -90,6 +91,8 @@ class LabEnvironment:
         self.student_proxy_port: int | None = None  # modbus_proxy labs: the submission's port
         self.datasheet: Datasheet | None = None
         self.datasheet_path = run.out_dir / "datasheet.json"
+        self.line: list[line.LineDevice] = []  # multi-plant labs: every device, in order
+        self.line_manifest: Path | None = None  # practice mode's copy (out_dir/line)
         self.state_dir = run.out_dir / "state"
         self._observer: MqttClient | None = None
         self._observer_task: asyncio.Task[None] | None = None
@@ -138,6 +141,12 @@ class LabEnvironment:
             from simulators.simulation import Simulation, SimulationConfig
         except ImportError as exc:
             raise NotGradableError(f"the simulator is not installed: {exc}") from exc
+        if self.lab.is_line:
+            self.line = await line.start_line(
+                self.lab, self.run.student, self.run.course_secret, self.run.out_dir, self._stack
+            )
+            self._sim = self.line[0].sim
+            return
         spec = self.lab.opcua
         config = SimulationConfig(
             plants=(self.lab.plant,),
@@ -257,6 +266,17 @@ class LabEnvironment:
         target = access.tls_port if access.tls_required else access.plaintext_port
         assert target is not None
         self.mqtt_proxy = await self._stack.enter_async_context(TcpFaultProxy("127.0.0.1", target))
+        if self.line:
+            await line.start_proxies(self.line, self._stack)
+            self.modbus_proxy = self.line[0].modbus_proxy
+            self.datasheet = sheet = self.line[0].datasheet
+            assert sheet is not None
+            self.datasheet_path.write_text(
+                json.dumps(sheet.model_dump(mode="json", exclude_none=True), indent=2),
+                encoding="utf-8",
+            )
+            self.line_manifest = line.write_line(self.line, self.run.out_dir / "line")
+            return
         if self.sim.modbus_port:
             self.modbus_proxy = await self._stack.enter_async_context(
                 TcpFaultProxy("127.0.0.1", self.sim.modbus_port)
@@ -311,12 +331,14 @@ class LabEnvironment:
         datasheet: Path | None = None,
         state_dir: Path | None = None,
         ca_file: Path | None = None,
+        line_manifest: Path | None = None,
     ) -> dict[str, str]:
         """The contract variables for the gateway under test.
 
         The paths default to the out folder's (practice mode: the student's own machine);
         the grader's own runs pass the sandbox workspace's copies instead.
         """
+        manifest = line_manifest or self.line_manifest
         access = self.broker_access
         assert access is not None and self.mqtt_proxy is not None
         scheme = "mqtts" if access.tls_required else "mqtt"
@@ -339,10 +361,23 @@ class LabEnvironment:
             modbus_port=modbus.port if modbus is not None else None,
             proxy_port=self.student_proxy_port,
             opcua_url=self.sim.opcua_url or None,
+            line=manifest.resolve() if manifest is not None else None,
             platform_url=self.platform_url if self.student_platform_token else None,
             platform_token=self.student_platform_token if self.platform_url else None,
         )
         return variables.to_environ()
+
+    def device_link(self, device: str | None) -> TcpFaultProxy | None:
+        """The Modbus link of a line's device (None: the first), or of the single plant."""
+        if not self.line:
+            return self.modbus_proxy
+        return line.device_of(self.line, device).modbus_proxy
+
+    def device_sim(self, device: str | None) -> Simulation:
+        """The simulation serving a line's device (None: the first), or the single one."""
+        if not self.line:
+            return self.sim
+        return line.device_of(self.line, device).sim
 
     # -- ProbeEnvironment -------------------------------------------------------------
 

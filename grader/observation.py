@@ -12,9 +12,11 @@ import bisect
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
+
+from iiotlab.datasheet import Datasheet
 
 # The simulator's write log record, used as is (re-exported for the checks).
 from simulators.runtime import WriteRecord as WriteRecord
@@ -183,6 +185,19 @@ class TruthSeries:
 
 
 @dataclass(frozen=True)
+class DeviceObservation:
+    """One device of a multi-plant lab's line: its datasheet (as the gateway got it), its
+    simulator's truth, the writes it logged and the OPC UA sessions it served."""
+
+    device: str
+    plant: str
+    datasheet: Datasheet
+    truth: TruthSeries = TruthSeries()
+    writes: tuple[WriteRecord, ...] = ()
+    opcua_sessions: tuple[OpcuaSession, ...] = ()
+
+
+@dataclass(frozen=True)
 class Observation:
     tenant: str
     device: str
@@ -197,6 +212,31 @@ class Observation:
     probes: tuple[ProbeRecord, ...] = ()
     gateway_exits: tuple[GatewayExit, ...] = ()
     startup_s: float = 3.0
+    # multi-plant labs: every device of the line (the fields above then speak of the first
+    # device, except writes and opcua_sessions, which hold every device's)
+    line: tuple[DeviceObservation, ...] = ()
+
+    def for_device(self, device: str) -> Observation:
+        """The observation as a single-plant lab of `device` would have seen it: its topics,
+        truth, writes, sessions, truth events, and the scenario steps aimed at it."""
+        for entry in self.line:
+            if entry.device == device:
+                break
+        else:
+            raise KeyError(f"no device {device!r} in the line")
+        return replace(
+            self,
+            device=device,
+            truth=entry.truth,
+            writes=entry.writes,
+            opcua_sessions=entry.opcua_sessions,
+            truth_events=tuple(e for e in self.truth_events if e.device in ("", device)),
+            actions=tuple(
+                a for a in self.actions if a.detail.get("device") in (None, device)
+            ),
+            line=(),
+        )
+
 
     def of_kind(self, kind: str) -> list[ObservedMessage]:
         prefix = f"iiot/{self.tenant}/{self.device}/"

@@ -37,6 +37,9 @@ class Result(BaseModel):
     submission_error: dict[str, str] | None = None  # en, zh: why the submission did not run
     score: float
     max_score: float
+    # max points of manual checks the instructor has not scored yet (iiotlab grade-manual):
+    # a run whose automatic checks are all full has score + pending_points == max_score
+    pending_points: float = 0.0
     checks: list[CheckResult] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict)
     sandbox: dict[str, Any] | None = None  # which sandbox held the gateway, limits, events

@@ -15,11 +15,12 @@ import logging
 import os
 import shlex
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from grader import line
 from grader.environment import LabEnvironment, NotGradableError, StudentRun
 from grader.gateway_process import GatewayProcess, SweepError
 from grader.observation import (
@@ -114,8 +115,18 @@ class LabRun:
             self.env.datasheet_path,
             Path(access.ca_file) if access.ca_file else None,
         )
+        if self.env.line:
+            workspace = replace(
+                workspace, line=line.write_line(self.env.line, workspace.root / "line").parent
+            )
+            self.workspace = workspace
         cwd = workspace.cwd if self.gateway.submission is not None else self.gateway.cwd
-        env = self.env.gateway_env(workspace.datasheet, workspace.state, workspace.ca_file)
+        env = self.env.gateway_env(
+            workspace.datasheet,
+            workspace.state,
+            workspace.ca_file,
+            workspace.line / line.MANIFEST if workspace.line is not None else None,
+        )
         self.process = GatewayProcess(
             self.gateway.command,
             sandbox=self.gateway.sandbox,
@@ -132,8 +143,14 @@ class LabRun:
         await asyncio.sleep(max(0.0, self.started_monotonic + step.at - time.monotonic()))
         started = now_ms()
         detail: dict[str, Any] = {"at_s": step.at, "duration_s": step.duration}
+        if self.env.line and step.action in ("plc_outage", "plant_event"):
+            detail["device"] = step.device or self.env.line[0].device
         if step.action in ("broker_outage", "plc_outage"):
-            proxy = self.env.mqtt_proxy if step.action == "broker_outage" else self.env.modbus_proxy
+            proxy = (
+                self.env.mqtt_proxy
+                if step.action == "broker_outage"
+                else self.env.device_link(step.device)
+            )
             if proxy is None:
                 raise NotGradableError(f"{step.action}: the lab has no such link to cut")
             proxy.cut()
@@ -150,7 +167,7 @@ class LabRun:
             await asyncio.sleep(step.duration)
             await self.process.start()
         elif step.action == "plant_event":
-            await self.env.sim.inject(self.env.run.plan.plant_events[index])
+            await self.env.device_sim(step.device).inject(self.env.run.plan.plant_events[index])
             detail.update(step.event)
         self.actions.append(ActionRecord(step.action, started, now_ms(), detail))
 
@@ -265,6 +282,23 @@ class LabRun:
         sim, device = self.env.sim, self.env.device
         sim_device = next(iter(sim.datasheets.values())).device or device
         samples = tuple(sorted(sim.truth.samples(sim_device), key=lambda s: s[0]))
+        observation = self._single_observation(finished_ms, samples)
+        if not self.env.line:
+            return observation
+        devices = line.observations(self.env.line)
+        return replace(
+            observation,
+            truth=devices[0].truth,
+            truth_events=tuple(line.truth_events(self.env.line)),
+            writes=tuple(sorted((w for d in devices for w in d.writes), key=lambda w: w.ts_ms)),
+            opcua_sessions=tuple(s for d in devices for s in d.opcua_sessions),
+            line=devices,
+        )
+
+    def _single_observation(
+        self, finished_ms: int, samples: tuple[tuple[int, Mapping[str, Any]], ...]
+    ) -> Observation:
+        sim, device = self.env.sim, self.env.device
         return Observation(
             tenant=self.env.tenant,
             device=device,

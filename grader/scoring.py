@@ -63,6 +63,11 @@ def run_checks(plan: LabPlan, datasheet: Datasheet, observation: Observation) ->
     return results
 
 
+def pending_points(checks: list[CheckResult]) -> float:
+    """Max points of the manual checks still waiting for the instructor."""
+    return round(sum(c.max_points for c in checks if c.evidence.get("pending") is True), 2)
+
+
 def build_result(
     lab: LabSpec,
     student: str,
@@ -80,6 +85,7 @@ def build_result(
         gradable=True,
         score=round(sum(c.points for c in checks), 2),
         max_score=lab.max_score,
+        pending_points=pending_points(checks),
         checks=checks,
         versions=versions(),
     )

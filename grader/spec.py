@@ -83,6 +83,25 @@ class ScenarioStep(_Frozen):
     action: ScenarioAction
     duration: float = Field(default=0.0, ge=0)
     event: dict[str, Any] = Field(default_factory=dict)  # plant_event: passed to the simulator
+    device: str | None = Field(
+        default=None, description="multi-plant labs: the device a plc_outage or plant_event hits"
+    )
+
+
+class PlantEntry(_Frozen):
+    """One device of a multi-plant lab's line: its own simulator and per-student variant."""
+
+    plant: Literal["tank", "boiler", "packaging", "compressor", "energy"]
+    device: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    protocol: Literal["modbus", "opcua", "both"] = "modbus"
+
+    @property
+    def modbus(self) -> bool:
+        return self.protocol in ("modbus", "both")
+
+    @property
+    def opcua(self) -> bool:
+        return self.protocol in ("opcua", "both")
 
 
 class CheckSpec(_Frozen):
@@ -101,6 +120,9 @@ class LabSpec(_Frozen):
     positions: tuple[int, ...] = Field(min_length=1)
     plant: str
     device: str | None = None
+    plants: tuple[PlantEntry, ...] = Field(
+        default=(), description="multi-plant labs: one simulator per entry (docs/labs.md)"
+    )
     duration_s: float = Field(gt=0, le=3600)
     startup_s: float = Field(default=3.0, ge=0, description="grace before checks count")
     broker: BrokerSpec = BrokerSpec()
@@ -130,11 +152,54 @@ class LabSpec(_Frozen):
             out.append(item)
         return out
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plant_from_line(cls, data: object) -> object:
+        """A multi-plant lab's `plant` and `device` default to its first entry's."""
+        if not isinstance(data, dict) or not isinstance(data.get("plants"), list):
+            return data
+        first = data["plants"][0] if data["plants"] else None
+        if isinstance(first, dict):
+            data = {**data}
+            data.setdefault("plant", first.get("plant"))
+            data.setdefault("device", first.get("device"))
+        return data
+
     @model_validator(mode="after")
     def _proxy_needs_modbus(self) -> LabSpec:
         if self.modbus_proxy and not self.modbus:
             raise ValueError("modbus_proxy: true needs modbus: true (the proxy's upstream PLC)")
         return self
+
+    @model_validator(mode="after")
+    def _line_is_consistent(self) -> LabSpec:
+        if not self.plants:
+            if any(step.device for step in self.scenario):
+                raise ValueError("a scenario step's device needs a multi-plant lab (plants:)")
+            return self
+        first = self.plants[0]
+        if (self.plant, self.device_name) != (first.plant, first.device):
+            raise ValueError(
+                f"plant/device ({self.plant}, {self.device_name}) differ from the first entry "
+                f"of plants ({first.plant}, {first.device}): leave them out or make them equal"
+            )
+        devices = [entry.device for entry in self.plants]
+        for device in devices:
+            if devices.count(device) > 1:
+                raise ValueError(f"device {device!r} appears twice in plants")
+        if self.modbus_proxy:
+            raise ValueError("modbus_proxy labs serve one plant: remove plants or modbus_proxy")
+        for step in self.scenario:
+            if step.device is not None and step.device not in devices:
+                raise ValueError(
+                    f"scenario device {step.device!r} is not in plants ({', '.join(devices)})"
+                )
+        return self
+
+    @property
+    def is_line(self) -> bool:
+        """A multi-plant lab: the gateway gets IIOTLAB_LINE."""
+        return bool(self.plants)
 
     @property
     def device_name(self) -> str:

@@ -30,6 +30,9 @@ class GatewayEnvironment(BaseModel):
     modbus_host: str | None = None
     modbus_port: int | None = Field(default=None, ge=1, le=65535)
     opcua_url: str | None = None
+    line: Path | None = Field(
+        default=None, description="multi-plant labs: the line manifest JSON (docs/contract.md)"
+    )
     state_dir: Path = Field(default=Path("."), description="survives a restart within a run")
     proxy_port: int | None = Field(
         default=None, ge=1, le=65535, description="modbus_proxy labs: where to listen"

@@ -36,7 +36,8 @@ BUILTIN_MODULES = (
     "grader.checks.security",
     "grader.checks.platform",
     "grader.checks.modbus_protection",
-    "grader.checks.apps",
+    "grader.checks.line",
+    "grader.checks.manual",
 )
 ENTRY_POINT_GROUP = "iiotlab.checks"
 

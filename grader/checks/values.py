@@ -274,6 +274,37 @@ def _graded_tags(ctx: CheckContext[ValuesParams]) -> list[TagSpec]:
 @check("values_match_truth", params=ValuesParams)
 def values_match_truth(ctx: CheckContext[ValuesParams]) -> CheckOutcome:
     """Each tag's values, aligned on ts, equal the simulator's within the tag's tolerance."""
+    obs = ctx.observation
+    if not obs.line:
+        parts, per_tag = _device_values(ctx)
+        where = f"iiot/{obs.tenant}/{obs.device}/telemetry"
+        return ctx.outcome(
+            parts or [("no tags to grade", 1.0, False)], _evidence(ctx, per_tag, where)
+        )
+    # a multi-plant lab: every device of the line against its own datasheet and truth
+    parts, per_device = [], {}
+    for entry in obs.line:
+        sub = replace(ctx, datasheet=entry.datasheet, observation=obs.for_device(entry.device))
+        device_parts, per_device[entry.device] = _device_values(sub)
+        device_parts = device_parts or [("no tags to grade", 1.0, False)]
+        parts += [(f"{entry.device}: {label}", weight, ok) for label, weight, ok in device_parts]
+    where = f"iiot/{obs.tenant}/<device>/telemetry for " + ", ".join(per_device)
+    return ctx.outcome(parts, _evidence(ctx, per_device, where))
+
+
+def _evidence(ctx: CheckContext[ValuesParams], saw: dict[str, Any], where: str) -> dict[str, Any]:
+    return {
+        "expected": f"at least {ctx.params.min_fraction:.0%} of each tag's samples equal the "
+        "simulator's value at the message ts (within the tag's tolerance)",
+        "saw": saw,
+        "where": where,
+    }
+
+
+def _device_values(
+    ctx: CheckContext[ValuesParams],
+) -> tuple[list[tuple[str, float, bool]], dict[str, Any]]:
+    """values_match_truth's parts and per-tag evidence for one device."""
     obs, params = ctx.observation, ctx.params
     parts: list[tuple[str, float, bool]] = []
     per_tag: dict[str, Any] = {}
@@ -309,10 +340,4 @@ def values_match_truth(ctx: CheckContext[ValuesParams]) -> CheckOutcome:
         if not ok:
             label += f" ({entry['diagnosis']})"
         parts.append((label, 1.0, ok))
-    evidence = {
-        "expected": f"at least {params.min_fraction:.0%} of each tag's samples equal the "
-        "simulator's value at the message ts (within the tag's tolerance)",
-        "saw": per_tag,
-        "where": f"iiot/{obs.tenant}/{obs.device}/telemetry",
-    }
-    return ctx.outcome(parts or [("no tags to grade", 1.0, False)], evidence)
+    return parts, per_tag

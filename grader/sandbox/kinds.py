@@ -89,7 +89,7 @@ class BubblewrapSandbox:
         args += _hide(self.hidden)
         for folder in (workspace.cwd, workspace.state, workspace.home, workspace.tmp):
             args += ["--bind", str(folder), str(folder)]
-        for readable in (workspace.datasheet, workspace.ca_file):
+        for readable in (workspace.datasheet, workspace.ca_file, workspace.line):
             if readable is not None:
                 args += ["--ro-bind", str(readable), str(readable)]
         args += [

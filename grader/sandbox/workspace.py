@@ -23,6 +23,7 @@ class Workspace:
     tmp: Path
     datasheet: Path
     ca_file: Path | None
+    line: Path | None = None  # multi-plant labs: the folder of the line manifest, read-only
 
     @classmethod
     def create(cls, submission: Path | None, datasheet: Path, ca_file: Path | None) -> Workspace:

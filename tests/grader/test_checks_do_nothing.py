@@ -67,6 +67,8 @@ DO_NOTHING: dict[str, tuple[dict[str, Any], list[ProbeRecord]]] = {
         [probe("series", True, body={"points": []}, status=200, interval=5000)],
     ),
     "modbus_write_protection": ({}, [probe("connect", False, "connection refused", port=1)]),
+    "each_device": ({"check": "plc_outage_recovery"}, []),
+    "manual": ({"rubric": {"en": "architecture", "zh": "架构"}}, []),
 }
 
 
