@@ -38,6 +38,7 @@ BUILTIN_MODULES = (
     "grader.checks.modbus_protection",
     "grader.checks.line",
     "grader.checks.manual",
+    "grader.checks.apps",
 )
 ENTRY_POINT_GROUP = "iiotlab.checks"
 
