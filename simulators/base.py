@@ -57,6 +57,11 @@ class Plant(ABC):
     def values(self) -> dict[str, Value]:
         """The value of every tag as the plant's sensors report it now."""
 
+    def truth_values(self) -> dict[str, Value]:
+        """Process state no sensor reports (no tag serves it), kept in the ground truth only:
+        what a grader may know and a student must infer (the compressor's bearing wear)."""
+        return {}
+
     @abstractmethod
     def write(self, tag: str, value: Value) -> None:
         """Apply a setpoint or command; raises TagAccessError, TagValueError, InterlockError."""

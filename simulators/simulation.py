@@ -247,7 +247,10 @@ class Simulation(Service):
         ts = now_ms()
         for runtime in self._runtimes.values():
             snapshot = runtime.tick(self.period_s, ts)
-            self.truth.record_sample(runtime.device, ts, snapshot)
+            hidden = runtime.plant.truth_values()
+            self.truth.record_sample(
+                runtime.device, ts, {**snapshot, **hidden} if hidden else snapshot
+            )
         if self._ticks % int(max(1, self.config.tick_hz)) == 0:
             self.truth.flush()
 

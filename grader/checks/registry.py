@@ -36,9 +36,12 @@ BUILTIN_MODULES = (
     "grader.checks.security",
     "grader.checks.platform",
     "grader.checks.modbus_protection",
+    "grader.checks.opcua_access",
+    "grader.checks.energy",
     "grader.checks.line",
     "grader.checks.manual",
     "grader.checks.apps",
+    "grader.checks.operations",
 )
 ENTRY_POINT_GROUP = "iiotlab.checks"
 

@@ -151,6 +151,9 @@ class CompressorPlant(ProcessPlant):
             "serial_number": self.serial_number,
         }
 
+    def truth_values(self) -> dict[str, Value]:
+        return {"bearing_wear": round(self.wear, 4)}  # %, behind vibration and temperature
+
     def _apply(self, tag: str, value: Value) -> None:
         if tag == "motor_on":
             self._command(bool(value))
