@@ -16,9 +16,12 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+from grader.artifacts import SubmittedFile
 from iiotlab.datasheet import Datasheet
 
-# The simulator's write log record, used as is (re-exported for the checks).
+# The simulator's records, used as is (re-exported for the checks).
+from simulators.opcua.sessions import MonitoredItemRecord as MonitoredItemRecord
+from simulators.opcua.sessions import OpcuaSessionRecord
 from simulators.runtime import WriteRecord as WriteRecord
 
 Value = float | int | bool | str
@@ -125,12 +128,37 @@ class TruthEvent:
 
 @dataclass(frozen=True)
 class OpcuaSession:
+    """One OPC UA client session and the data-access services it used (value_reads:
+    (ts_ms, node id) of each Value read; other_reads: reads of other attributes; browses:
+    Browse, BrowseNext and TranslateBrowsePathsToNodeIds calls)."""
+
     opened_ms: int
     client: str
     policy: str
     mode: str
     user: str | None = None
     closed_ms: int | None = None
+    monitored_items: tuple[MonitoredItemRecord, ...] = ()
+    value_reads: tuple[tuple[int, str], ...] = ()
+    other_reads: int = 0
+    browses: int = 0
+
+    @classmethod
+    def of(cls, record: OpcuaSessionRecord) -> OpcuaSession:
+        """The grader's frozen copy of a simulator's session record."""
+        activity = record.activity
+        return cls(
+            record.opened_ms,
+            record.client,
+            record.policy,
+            record.mode,
+            record.user,
+            record.closed_ms,
+            tuple(activity.monitored_items),
+            tuple(activity.reads),
+            activity.other_reads,
+            activity.browses,
+        )
 
 
 @dataclass(frozen=True)
@@ -187,7 +215,8 @@ class TruthSeries:
 @dataclass(frozen=True)
 class DeviceObservation:
     """One device of a multi-plant lab's line: its datasheet (as the gateway got it), its
-    simulator's truth, the writes it logged and the OPC UA sessions it served."""
+    simulator's truth, the writes it logged, the OPC UA sessions it served and the
+    connections its Modbus fault proxy accepted."""
 
     device: str
     plant: str
@@ -195,6 +224,7 @@ class DeviceObservation:
     truth: TruthSeries = TruthSeries()
     writes: tuple[WriteRecord, ...] = ()
     opcua_sessions: tuple[OpcuaSession, ...] = ()
+    modbus_connections: int | None = None  # accepted by its Modbus proxy (None: no Modbus)
 
 
 @dataclass(frozen=True)
@@ -215,6 +245,8 @@ class Observation:
     # multi-plant labs: every device of the line (the fields above then speak of the first
     # device, except writes and opcua_sessions, which hold every device's)
     line: tuple[DeviceObservation, ...] = ()
+    # files the submission wrote to IIOTLAB_OUTPUT_DIR, read after the run (grader/artifacts.py)
+    artifacts: tuple[SubmittedFile, ...] = ()
 
     def for_device(self, device: str) -> Observation:
         """The observation as a single-plant lab of `device` would have seen it: its topics,
@@ -231,12 +263,9 @@ class Observation:
             writes=entry.writes,
             opcua_sessions=entry.opcua_sessions,
             truth_events=tuple(e for e in self.truth_events if e.device in ("", device)),
-            actions=tuple(
-                a for a in self.actions if a.detail.get("device") in (None, device)
-            ),
+            actions=tuple(a for a in self.actions if a.detail.get("device") in (None, device)),
             line=(),
         )
-
 
     def of_kind(self, kind: str) -> list[ObservedMessage]:
         prefix = f"iiot/{self.tenant}/{self.device}/"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grader import line
+from grader import artifacts, line
 from grader.environment import LabEnvironment, NotGradableError, StudentRun
 from grader.gateway_process import GatewayProcess, SweepError
 from grader.observation import (
@@ -73,6 +73,7 @@ def base_environment(workspace: Workspace) -> dict[str, str]:
         "HOME": str(workspace.home),
         "TMPDIR": str(workspace.tmp),
         "LANG": os.environ.get("LANG") or "C.UTF-8",
+        **({artifacts.OUTPUT_VARIABLE: str(workspace.output)} if workspace.output else {}),
     }
 
 
@@ -93,7 +94,9 @@ class LabRun:
         """gateway.env (shell-quoted, `set -a; . gateway.env`), written whole or not at all."""
         env_file = self.env.run.out_dir / "gateway.env"
         partial = env_file.with_name(".gateway.env.tmp")
-        lines = (f"{k}={shlex.quote(v)}\n" for k, v in self.env.gateway_env().items())
+        variables = {**self.env.gateway_env(), artifacts.OUTPUT_VARIABLE: str(self._output_dir())}
+        self._output_dir().mkdir(exist_ok=True)
+        lines = (f"{k}={shlex.quote(v)}\n" for k, v in variables.items())
         partial.write_text("".join(lines), encoding="utf-8")
         os.replace(partial, env_file)
         return env_file
@@ -278,11 +281,20 @@ class LabRun:
         await asyncio.sleep(FINAL_WAIT_S)
         return self._observation(finished)
 
+    def _output_dir(self) -> Path:
+        """IIOTLAB_OUTPUT_DIR: in the workspace, or in the out folder in practice mode."""
+        if self.workspace is not None and self.workspace.output is not None:
+            return self.workspace.output
+        return self.env.run.out_dir / "output"
+
     def _observation(self, finished_ms: int) -> Observation:
         sim, device = self.env.sim, self.env.device
         sim_device = next(iter(sim.datasheets.values())).device or device
         samples = tuple(sorted(sim.truth.samples(sim_device), key=lambda s: s[0]))
-        observation = self._single_observation(finished_ms, samples)
+        observation = replace(
+            self._single_observation(finished_ms, samples),
+            artifacts=artifacts.collect(self._output_dir(), self.env.run.out_dir / "output"),
+        )
         if not self.env.line:
             return observation
         devices = line.observations(self.env.line)
@@ -311,10 +323,7 @@ class LabRun:
                 for e in sim.truth.events()
             ),
             writes=tuple(sim.write_log),
-            opcua_sessions=tuple(
-                OpcuaSession(s.opened_ms, s.client, s.policy, s.mode, s.user, s.closed_ms)
-                for s in sim.opcua_sessions
-            ),
+            opcua_sessions=tuple(OpcuaSession.of(s) for s in sim.opcua_sessions),
             actions=tuple(sorted(self.actions, key=lambda a: a.started_ms)),
             probes=tuple(self.probe_records),
             gateway_exits=tuple(self.process.exits if self.process else ()),

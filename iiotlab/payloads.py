@@ -18,7 +18,7 @@ MAX_JSON_DEPTH = 16  # contract v1 needs 2 (the payload object, then metrics or 
 _MAX_INT_CHARS = 20  # "-9223372036854775808": longer integers cannot fit in 64 bits
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
-MessageKind = Literal["telemetry", "status", "cmd", "cmd/ack", "alarm"]
+MessageKind = Literal["telemetry", "status", "cmd", "cmd/ack", "alarm", "meta"]
 MetricValue = bool | int | float | str
 
 
@@ -44,7 +44,7 @@ def parse_topic(name: str) -> tuple[str, str, MessageKind]:
     if len(parts) < 4 or parts[0] != TOPIC_ROOT:
         raise PayloadError(f"topic {_short(name)} is not iiot/{{tenant}}/{{device}}/{{kind}}")
     tenant, device, kind = parts[1], parts[2], "/".join(parts[3:])
-    if kind not in ("telemetry", "status", "cmd", "cmd/ack", "alarm"):
+    if kind not in ("telemetry", "status", "cmd", "cmd/ack", "alarm", "meta"):
         raise PayloadError(f"topic {_short(name)}: unknown message kind {_short(kind)}")
     if not _SEGMENT.fullmatch(tenant) or not _SEGMENT.fullmatch(device):
         raise PayloadError(f"topic {_short(name)}: tenant or device is not a valid segment")
@@ -107,12 +107,35 @@ class Alarm(_Payload):
     ts: EpochMillis
 
 
+class TagMeta(BaseModel):
+    """A metric's engineering metadata, as the device's OPC UA server describes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    unit: str = Field(max_length=64, description="EngineeringUnits DisplayName")
+    unit_id: int | None = Field(
+        default=None, ge=-(2**31), lt=2**31, description="EngineeringUnits UnitId (UNECE)"
+    )
+    eu_range: list[float] | None = Field(
+        default=None, min_length=2, max_length=2, description="EURange [low, high]"
+    )
+    description: str | None = Field(default=None, max_length=256)
+
+
+class Meta(_Payload):
+    """Retained description of a device's metrics (additive to contract v1)."""
+
+    device: str = Field(min_length=1, max_length=64)
+    ts: EpochMillis
+    tags: dict[str, TagMeta]
+
+
 MODELS: dict[str, type[_Payload]] = {
     "telemetry": Telemetry,
     "status": Status,
     "cmd": Command,
     "cmd/ack": CommandAck,
     "alarm": Alarm,
+    "meta": Meta,
 }
 
 

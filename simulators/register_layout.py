@@ -33,6 +33,7 @@ _LIMITS = {
 }
 BASES = (0, 0, 1, 10, 100, 200, 256, 400, 500, 1000, 1024, 2000, 3000, 4000, 4096, 5000)
 ENERGY_SCALES = (0.001, 0.01)
+POWER_FACTOR_SCALES = (0.001, 0.0001)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ def choose_encoding(plant: str, tag: TagDefinition, rng: random.Random) -> Encod
         return Encoding("string")
     if plant == "energy" and tag.name == "energy":
         return Encoding("uint32", rng.choice(ENERGY_SCALES))
+    if plant == "energy" and tag.name == "power_factor":
+        return Encoding("uint16", rng.choice(POWER_FACTOR_SCALES))  # a scaled integer, always
     if tag.kind in ("int", "counter"):
         options = INT_TYPES if tag.kind == "int" else COUNTER_TYPES
         type_ = fixed or rng.choice(options)

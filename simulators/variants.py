@@ -166,8 +166,9 @@ def build_variant(plant: str, lab: str, student: str, course_secret: str) -> Pla
     constants = cls.random_constants(variant_random(seed, f"process:{plant}"))
     if plant == "energy":
         wrap = 2**32 * placements["energy"].scale
-        start = variant_random(seed, "energy-start").uniform(5.0, 30.0)
-        constants.update(energy_wrap_kwh=wrap, initial_energy_kwh=wrap - start)
+        # the counter rolls over 9-15 s into the run (per student), inside a short lab
+        wrap_after_s = round(variant_random(seed, "energy-start").uniform(9.0, 15.0), 1)
+        constants.update(energy_wrap_kwh=wrap, wrap_after_s=wrap_after_s)
         tags = [_energy_range(t, wrap, placements["energy"].scale) for t in tags]
     model = f"{object_name.upper()}-{seed % 9000 + 1000}"
     datasheet = Datasheet.model_validate(

@@ -11,7 +11,10 @@ build a `PlantSession`, which
 - records an `OpcuaSessionRecord` when activation succeeds (or is refused) and closes it on
   CloseSession, session timeout, server stop or restart;
 - routes writes and method calls on plant nodes to `PlantRequests` with the session's
-  client address and user as the source.
+  client address and user as the source;
+- records the data-access services the session used (`OpcuaActivity`): monitored items
+  with their sampling interval and DataChangeFilter, Value reads, and browse calls, so a
+  grader can tell a subscribing client from a polling one.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from asyncua import ua
@@ -30,7 +33,7 @@ from asyncua.server.internal_server import InternalServer
 from asyncua.server.internal_session import InternalSession
 from asyncua.server.user_managers import UserManager
 
-from simulators.opcua.ids import StatusCodes, status
+from simulators.opcua.ids import AttributeIds, StatusCodes, status
 from simulators.opcua.security import OpcuaSecurity
 
 _logger = logging.getLogger(__name__)
@@ -38,6 +41,76 @@ _logger = logging.getLogger(__name__)
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+MAX_ACTIVITY_RECORDS = 20_000  # per session and kind: a client polling at 10 Hz for 30 min
+
+
+@dataclass(frozen=True)
+class MonitoredItemRecord:
+    """One item of a CreateMonitoredItems request as the server received it.
+
+    deadband_type: "none", "absolute" or "percent" (no DataChangeFilter: "none").
+    """
+
+    ts_ms: int
+    node_id: str
+    attribute: int
+    sampling_interval_ms: float
+    deadband_type: str
+    deadband_value: float
+
+
+@dataclass
+class OpcuaActivity:
+    """What one session asked the server for, appended to as requests arrive.
+
+    reads: (ts_ms, node id) of every Value-attribute read; other attributes (browse names,
+    properties' metadata) are counted in other_reads. browses: Browse, BrowseNext and
+    TranslateBrowsePathsToNodeIds calls.
+    """
+
+    monitored_items: list[MonitoredItemRecord] = field(default_factory=list)
+    reads: list[tuple[int, str]] = field(default_factory=list)
+    other_reads: int = 0
+    browses: int = 0
+
+    def add_monitored_items(self, params: ua.CreateMonitoredItemsParameters) -> None:
+        stamp = now_ms()
+        for item in params.ItemsToCreate[:MAX_ACTIVITY_RECORDS]:
+            if len(self.monitored_items) >= MAX_ACTIVITY_RECORDS:
+                return
+            requested = item.RequestedParameters
+            kind, value = _deadband(requested.Filter)
+            self.monitored_items.append(
+                MonitoredItemRecord(
+                    stamp,
+                    item.ItemToMonitor.NodeId.to_string(),
+                    int(item.ItemToMonitor.AttributeId),
+                    float(requested.SamplingInterval),
+                    kind,
+                    value,
+                )
+            )
+
+    def add_reads(self, params: ua.ReadParameters) -> None:
+        stamp = now_ms()
+        for item in params.NodesToRead:
+            if item.AttributeId != AttributeIds.Value:
+                self.other_reads += 1
+            elif len(self.reads) < MAX_ACTIVITY_RECORDS:
+                self.reads.append((stamp, item.NodeId.to_string()))
+
+
+def _deadband(filter_: object) -> tuple[str, float]:
+    """The deadband of a monitoring filter. Duck-typed: the server decodes a client's filter
+    into asyncua's generated DataChangeFilter, not the `ua.DataChangeFilter` clients build."""
+    kind = getattr(filter_, "DeadbandType", None)
+    value = getattr(filter_, "DeadbandValue", None)
+    if kind is None or not isinstance(value, int | float):
+        return "none", 0.0
+    names = {int(ua.DeadbandType.Absolute): "absolute", int(ua.DeadbandType.Percent): "percent"}
+    return names.get(int(kind), "none"), float(value)
 
 
 @dataclass(frozen=True)
@@ -56,6 +129,7 @@ class OpcuaSessionRecord:
     user: str | None
     closed_ms: int | None = None
     error: str | None = None
+    activity: OpcuaActivity = field(default_factory=OpcuaActivity, compare=False)
 
 
 class PlantRequests(Protocol):
@@ -97,6 +171,7 @@ class SessionLog:
         self.rejected = rejected
         self.channel_lookup: ChannelLookup = lambda session: None
         self._live: dict[InternalSession, int] = {}  # session -> index in records
+        self._activity: dict[InternalSession, OpcuaActivity] = {}
 
     def check_channel(self, session: InternalSession, user: str | None = None) -> tuple[str, str]:
         found = self.channel_lookup(session)
@@ -122,11 +197,19 @@ class SessionLog:
             if (current.policy, current.mode, current.user) == (policy, mode, user):
                 return
             self.closed(session)
-        record = OpcuaSessionRecord(now_ms(), client_address(session), policy, mode, user)
+        activity = self._activity.setdefault(session, OpcuaActivity())
+        record = OpcuaSessionRecord(
+            now_ms(), client_address(session), policy, mode, user, activity=activity
+        )
         self._live[session] = len(self.records)
         self.records.append(record)
 
+    def activity(self, session: InternalSession) -> OpcuaActivity:
+        """The session's activity record (shared with its OpcuaSessionRecord once activated)."""
+        return self._activity.setdefault(session, OpcuaActivity())
+
     def closed(self, session: InternalSession) -> None:
+        self._activity.pop(session, None)
         index = self._live.pop(session, None)
         if index is not None:
             self.records[index] = dataclasses.replace(self.records[index], closed_ms=now_ms())
@@ -167,6 +250,30 @@ class PlantSession(InternalSession):
     async def close_session(self, delete_subs: bool = True) -> None:
         self._log.closed(self)
         await super().close_session(delete_subs)
+
+    async def read(self, params: ua.ReadParameters) -> list[ua.DataValue]:
+        self._log.activity(self).add_reads(params)
+        return await super().read(params)
+
+    async def browse(self, params: ua.BrowseParameters) -> list[ua.BrowseResult]:
+        self._log.activity(self).browses += 1
+        return await super().browse(params)
+
+    async def browse_next(self, parameters: ua.BrowseNextParameters) -> list[ua.BrowseResult]:
+        self._log.activity(self).browses += 1
+        return await super().browse_next(parameters)
+
+    async def translate_browsepaths_to_nodeids(
+        self, params: list[ua.BrowsePath]
+    ) -> list[ua.BrowsePathResult]:
+        self._log.activity(self).browses += 1
+        return await super().translate_browsepaths_to_nodeids(params)
+
+    async def create_monitored_items(
+        self, params: ua.CreateMonitoredItemsParameters
+    ) -> list[ua.MonitoredItemCreateResult]:
+        self._log.activity(self).add_monitored_items(params)
+        return await super().create_monitored_items(params)
 
     async def write(self, params: ua.WriteParameters) -> list[ua.StatusCode]:
         source = session_source(self)

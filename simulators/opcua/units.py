@@ -62,13 +62,19 @@ def unit_id(common_code: str) -> int:
     return value
 
 
+def eu_unit_id(unit: str) -> int:
+    """The EngineeringUnits UnitId the server gives a unit; -1 when it has no UNECE code here."""
+    known = _UNITS.get(unit)
+    return unit_id(known[0]) if known is not None else -1
+
+
 def eu_information(unit: str) -> ua.EUInformation:
     """The EUInformation of a unit; UnitId -1 when it has no UNECE code here."""
     known = _UNITS.get(unit)
-    code, description = known if known is not None else ("", unit)
+    description = known[1] if known is not None else unit
     return ua.EUInformation(
         NamespaceUri=UNECE_NAMESPACE,
-        UnitId=unit_id(code) if code else -1,
+        UnitId=eu_unit_id(unit),
         DisplayName=ua.LocalizedText(unit),
         Description=ua.LocalizedText(description),
     )

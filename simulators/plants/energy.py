@@ -46,6 +46,9 @@ class EnergyPlant(ProcessPlant):
             "trip_a": 380.0,
             "energy_wrap_kwh": 4294967.296,  # 2**32 raw counts of 1 Wh
             "initial_energy_kwh": 4294967.296 - 12.0,
+            # > 0: start the counter this many seconds of the plant's load before its
+            # rollover (overrides initial_energy_kwh), so short runs see it roll over
+            "wrap_after_s": 0.0,
         }
 
     @classmethod
@@ -70,6 +73,18 @@ class EnergyPlant(ProcessPlant):
         self.power_kw = 0.0
         self.frequency = 50.0
         self.phase = rng.uniform(0.0, 2 * math.pi)
+        if c["wrap_after_s"] > 0:
+            used = self.load_energy_kwh(c["wrap_after_s"])
+            self.energy_kwh = (c["energy_wrap_kwh"] - used) % c["energy_wrap_kwh"]
+
+    def load_energy_kwh(self, seconds: float) -> float:
+        """kWh the noiseless load draws over the first `seconds` (breaker closed)."""
+        c, steps, total = self.constants, 200, 0.0
+        for index in range(steps):
+            t = (index + 0.5) * seconds / steps
+            angle = 2 * math.pi * t / c["period_s"] + self.phase
+            total += max(0.0, c["base_load_kw"] + c["swing_kw"] * math.sin(angle))
+        return total * seconds / steps / 3600.0
 
     def step(self, dt: float) -> None:
         c = self.constants
