@@ -89,6 +89,8 @@ class BubblewrapSandbox:
         args += _hide(self.hidden)
         for folder in (workspace.cwd, workspace.state, workspace.home, workspace.tmp):
             args += ["--bind", str(folder), str(folder)]
+        if workspace.output is not None:
+            args += ["--bind", str(workspace.output), str(workspace.output)]
         for readable in (workspace.datasheet, workspace.ca_file, workspace.line):
             if readable is not None:
                 args += ["--ro-bind", str(readable), str(readable)]

@@ -24,6 +24,7 @@ class Workspace:
     datasheet: Path
     ca_file: Path | None
     line: Path | None = None  # multi-plant labs: the folder of the line manifest, read-only
+    output: Path | None = None  # IIOTLAB_OUTPUT_DIR: files the grader collects after the run
 
     @classmethod
     def create(cls, submission: Path | None, datasheet: Path, ca_file: Path | None) -> Workspace:
@@ -34,7 +35,7 @@ class Workspace:
                 shutil.copytree(submission, cwd, symlinks=True)
             else:
                 cwd.mkdir()
-            for name in ("state", "home", "tmp"):
+            for name in ("state", "home", "tmp", "output"):
                 (root / name).mkdir()
             shutil.copyfile(datasheet, root / "datasheet.json")
             ca_copy = None
@@ -45,16 +46,25 @@ class Workspace:
             shutil.rmtree(root, ignore_errors=True)
             raise
         return cls(
-            root, cwd, root / "state", root / "home", root / "tmp", root / "datasheet.json", ca_copy
+            root,
+            cwd,
+            root / "state",
+            root / "home",
+            root / "tmp",
+            root / "datasheet.json",
+            ca_copy,
+            output=root / "output",
         )
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def disk_bytes(self, max_entries: int = 50_000) -> int:
-        """Bytes written under state/, home/ and tmp/ (the walk stops at `max_entries`)."""
+        """Bytes written under state/, home/, tmp/ and output/ (the walk stops at
+        `max_entries`)."""
         total, seen = 0, 0
-        for top in (self.state, self.home, self.tmp):
+        tops = (self.state, self.home, self.tmp, *((self.output,) if self.output else ()))
+        for top in tops:
             for root, dirs, names in os.walk(top):
                 for name in (*names, *dirs):
                     seen += 1
