@@ -62,17 +62,13 @@ class LineTruth:
     run_ms: tuple[int, ...]  # run time from the first sample to each sample
     good: tuple[int, ...]
     rejects: tuple[int, ...]
-    ideal_cycle_s: float
+    ideal_cycle_s: tuple[float, ...]  # the ideal_cycle_time tag at each sample
 
     @classmethod
     def of(cls, truth: TruthSeries) -> LineTruth | None:
-        rows = [
-            (ts, v)
-            for ts, v in truth.samples
-            if all(_number(v.get(k)) for k in ("state", "good_count", "reject_count"))
-        ]
-        ideal = next((v.get("ideal_cycle_time") for _, v in rows), None)
-        if len(rows) < 2 or not _number(ideal):
+        names = ("state", "good_count", "reject_count", "ideal_cycle_time")
+        rows = [(ts, v) for ts, v in truth.samples if all(_number(v.get(k)) for k in names)]
+        if len(rows) < 2:
             return None
         run = [0]
         for (ts, values), (next_ts, _) in itertools.pairwise(rows):
@@ -82,7 +78,7 @@ class LineTruth:
             tuple(run),
             tuple(int(v["good_count"]) for _, v in rows),
             tuple(int(v["reject_count"]) for _, v in rows),
-            float(ideal),  # type: ignore[arg-type]
+            tuple(float(v["ideal_cycle_time"]) for _, v in rows),
         )
 
     def _index(self, ts: int) -> int:
@@ -96,6 +92,9 @@ class LineTruth:
         share = (ts - self.times[i]) / (self.times[i + 1] - self.times[i])
         return self.run_ms[i] + share * (self.run_ms[i + 1] - self.run_ms[i])
 
+    def ideal_at(self, ts: int) -> float:
+        return self.ideal_cycle_s[self._index(ts)]
+
     def counts_at(self, ts: int) -> tuple[int, int]:
         i = self._index(ts)
         return self.good[i], self.rejects[i]
@@ -105,16 +104,22 @@ class LineTruth:
 
 
 def window_figures(
-    line: LineTruth, planned_ms: float, run: tuple[int, int], counts: tuple[int, int]
+    line: LineTruth,
+    planned_ms: float,
+    run: tuple[int, int],
+    counts: tuple[int, int],
+    ideal_s: float | None = None,
 ) -> dict[str, float]:
-    """The four figures for run time over `run` and counts over `counts` (start, end ms)."""
+    """The four figures for run time over `run` and counts over `counts` (start, end ms);
+    the ideal cycle time is `ideal_s`, else the tag's value at the counts' end."""
     run_ms = line.run_at(run[1]) - line.run_at(run[0])
     good_end, rejects_end = line.counts_at(counts[1])
     good_start, rejects_start = line.counts_at(counts[0])
     good = good_end - good_start
     total = good + rejects_end - rejects_start
     availability = run_ms / planned_ms
-    performance = line.ideal_cycle_s * 1000 * total / run_ms if run_ms > 0 else 0.0
+    ideal = ideal_s if ideal_s is not None else line.ideal_at(counts[1])
+    performance = ideal * 1000 * total / run_ms if run_ms > 0 else 0.0
     quality = good / total if total > 0 else 1.0
     return {
         "availability": availability,
@@ -135,9 +140,10 @@ def truth_range(
 ) -> tuple[float, float, float]:
     """(lowest, exact, highest) of the metric over the window with its edges moved."""
     planned = float(end - start)
-    exact = window_figures(line, planned, (start, end), (start, end))[metric]
+    ideal = line.ideal_at(end)
+    exact = window_figures(line, planned, (start, end), (start, end), ideal)[metric]
     values = [
-        window_figures(line, planned, run, counts)[metric]
+        window_figures(line, planned, run, counts, ideal)[metric]
         for run in _shifted(start, end, edge_ms)
         for counts in _shifted(start, end, edge_ms)
     ]
@@ -231,7 +237,7 @@ def platform_oee_matches_truth(ctx: CheckContext[OeeParams]) -> CheckOutcome:
             "windows": rows[:10],
             "written": len(written),
             "not_aligned": off_grid,
-            "ideal_cycle_time": line.ideal_cycle_s if line else None,
+            "ideal_cycle_time": line.ideal_cycle_s[-1] if line else None,
         },
         "where": where,
     }

@@ -1,0 +1,30 @@
+"""The line's gateway: the reference gateway polling the packaging PLC every 0.1 s.
+
+The OEE APP sees the line only through what the gateway sends: the faster it polls, the
+closer the counts and state changes it stores are to the window edges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from edge_gateway.cli import serve
+from edge_gateway.config import GatewayConfig, ModbusSourceConfig
+from edge_gateway.config_builders import config_from_env
+
+POLL_S = 0.1
+
+
+def lab_config() -> GatewayConfig:
+    config = config_from_env()
+    sources = {
+        name: source.model_copy(update={"poll_interval_s": POLL_S})
+        if isinstance(source, ModbusSourceConfig)
+        else source
+        for name, source in config.sources.items()
+    }
+    return config.model_copy(update={"sources": sources, "heartbeat_s": 5.0})
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(lab_config()))

@@ -1,0 +1,120 @@
+"""OEE APP (solution of plat-02): availability, performance, quality and OEE per window.
+
+Reads the packaging line's series from the platform (REST API, student token), computes the
+four figures for every 10 s window aligned on the epoch once it has closed, and writes them
+back as metrics of the derived device `oee-1` (POST .../telemetry, ts = window start).
+
+The model (README): planned time = the window; run time = time in state 1 (running);
+availability = run / planned; performance = ideal_cycle_time x total / run;
+quality = good / total; OEE = availability x performance x quality. Counts are the
+differences of the counters between the window's edges; a value at an instant is the last
+sample at or before it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import sys
+import time
+from typing import Any
+
+import httpx
+
+WINDOW_MS = 10_000
+SETTLE_S = 2.0  # after a window closes, its last samples are in the platform
+DERIVED = "oee-1"
+SERIES = ("state", "good_count", "reject_count", "ideal_cycle_time")
+
+
+class Series:
+    """Points (ts, value) of one metric, sorted; value_at = last sample at or before."""
+
+    def __init__(self, points: list[list[Any]]) -> None:
+        self.points = sorted((int(ts), value) for ts, value in points)
+        self.times = [ts for ts, _ in self.points]
+
+    def value_at(self, ts: int) -> Any:
+        index = bisect.bisect_right(self.times, ts) - 1
+        return self.points[index][1] if index >= 0 else None
+
+    def run_ms(self, start: int, end: int) -> int:
+        """Time in [start, end) with state 1, the state holding until the next sample."""
+        total, state, since = 0, self.value_at(start), start
+        for ts, value in self.points:
+            if ts <= start:
+                continue
+            if ts >= end:
+                break
+            if state == 1:
+                total += ts - since
+            state, since = value, ts
+        return total + (end - since if state == 1 else 0)
+
+
+def figures(data: dict[str, Series], start: int) -> dict[str, float] | None:
+    end = start + WINDOW_MS
+    edges = [data[name].value_at(ts) for name in SERIES[1:3] for ts in (start, end)]
+    ideal = data["ideal_cycle_time"].value_at(end)
+    if None in edges or ideal is None or data["state"].value_at(start) is None:
+        return None  # no data from before the window: not computable
+    good_start, good_end, rejects_start, rejects_end = edges
+    good = good_end - good_start
+    total = good + rejects_end - rejects_start
+    run_ms = data["state"].run_ms(start, end)
+    availability = run_ms / WINDOW_MS
+    performance = ideal * 1000 * total / run_ms if run_ms else 0.0
+    quality = good / total if total else 1.0
+    return {
+        "availability": round(availability, 4),
+        "performance": round(performance, 4),
+        "quality": round(quality, 4),
+        "oee": round(availability * performance * quality, 4),
+    }
+
+
+def fetch(client: httpx.Client, tenant: str, device: str, end: int) -> dict[str, Series]:
+    data = {}
+    for metric in SERIES:
+        answer = client.get(
+            f"/api/devices/{tenant}/{device}/series",
+            params={"metric": metric, "start": end - 600_000, "end": end},
+        )
+        answer.raise_for_status()
+        data[metric] = Series(answer.json()["points"])
+    return data
+
+
+def main() -> None:
+    env = os.environ
+    tenant, device = env["IIOTLAB_TENANT"], env["IIOTLAB_DEVICE"]
+    headers = {"Authorization": f"Bearer {env['IIOTLAB_PLATFORM_TOKEN']}"}
+    written: set[int] = set()
+    with httpx.Client(base_url=env["IIOTLAB_PLATFORM_URL"], headers=headers, timeout=10) as client:
+        while True:
+            now = int(time.time() * 1000)
+            closed = (now - int(SETTLE_S * 1000)) // WINDOW_MS * WINDOW_MS  # end of the last
+            start = closed - WINDOW_MS
+            if start not in written:
+                try:
+                    result = figures(fetch(client, tenant, device, closed + 1), start)
+                except httpx.HTTPError as error:  # the device may not exist yet: retry
+                    print(f"window {start}: {error}", file=sys.stderr, flush=True)
+                    time.sleep(0.5)
+                    continue
+                if result is not None:
+                    message = {
+                        "v": 1,
+                        "device": DERIVED,
+                        "seq": start // WINDOW_MS,
+                        "ts": start,
+                        "metrics": result,
+                    }
+                    answer = client.post(f"/api/devices/{tenant}/{DERIVED}/telemetry", json=message)
+                    print(f"window {start}: {result} -> HTTP {answer.status_code}", flush=True)
+                written.add(start)
+            time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()
