@@ -179,6 +179,7 @@ def observations(devices: list[LineDevice]) -> tuple[DeviceObservation, ...]:
                 TruthSeries(tuple(samples)),
                 writes,
                 sessions,
+                device.modbus_proxy.connections if device.modbus_proxy else None,
             )
         )
     return tuple(out)

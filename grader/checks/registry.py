@@ -40,6 +40,7 @@ BUILTIN_MODULES = (
     "grader.checks.energy",
     "grader.checks.line",
     "grader.checks.manual",
+    "grader.checks.sizing",
     "grader.checks.apps",
     "grader.checks.operations",
 )

@@ -282,14 +282,22 @@ def values_match_truth(ctx: CheckContext[ValuesParams]) -> CheckOutcome:
             parts or [("no tags to grade", 1.0, False)], _evidence(ctx, per_tag, where)
         )
     # a multi-plant lab: every device of the line against its own datasheet and truth
-    parts, per_device = [], {}
+    parts, per_device, failed = [], {}, []
     for entry in obs.line:
         sub = replace(ctx, datasheet=entry.datasheet, observation=obs.for_device(entry.device))
         device_parts, per_device[entry.device] = _device_values(sub)
         device_parts = device_parts or [("no tags to grade", 1.0, False)]
-        parts += [(f"{entry.device}: {label}", weight, ok) for label, weight, ok in device_parts]
+        parts += device_parts
+        wrong = [label for label, _, ok in device_parts if not ok]
+        if wrong:  # one line per device: a silent device of twenty must not flood the report
+            more = f"; {len(wrong) - 2} more" if len(wrong) > 2 else ""
+            failed.append(
+                f"{entry.device}: {len(wrong)} of {len(device_parts)} tags wrong "
+                f"({'; '.join(wrong[:2])}{more})"
+            )
     where = f"iiot/{obs.tenant}/<device>/telemetry for " + ", ".join(per_device)
-    return ctx.outcome(parts, _evidence(ctx, per_device, where))
+    outcome = ctx.outcome(parts, _evidence(ctx, per_device, where))
+    return replace(outcome, message="failed: " + " | ".join(failed)) if failed else outcome
 
 
 def _evidence(ctx: CheckContext[ValuesParams], saw: dict[str, Any], where: str) -> dict[str, Any]:

@@ -69,6 +69,8 @@ DO_NOTHING: dict[str, tuple[dict[str, Any], list[ProbeRecord]]] = {
     "modbus_write_protection": ({}, [probe("connect", False, "connection refused", port=1)]),
     "each_device": ({"check": "plc_outage_recovery"}, []),
     "manual": ({"rubric": {"en": "architecture", "zh": "架构"}}, []),
+    "change_latency": ({"max_p95_ms": 1500}, []),
+    "modbus_connections": ({}, []),
 }
 
 
