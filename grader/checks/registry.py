@@ -42,6 +42,7 @@ BUILTIN_MODULES = (
     "grader.checks.manual",
     "grader.checks.sizing",
     "grader.checks.apps",
+    "grader.checks.artifacts",
     "grader.checks.operations",
 )
 ENTRY_POINT_GROUP = "iiotlab.checks"
