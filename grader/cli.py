@@ -174,8 +174,10 @@ def _class_grade(
 
 @lab_app.command("list")
 def _lab_list(labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP)) -> None:
-    """List the labs (yours from --labs, then the built-in ones) with track, positions, score."""
+    """List the labs (yours from --labs, then the built-in ones): track, positions, plants,
+    duration and points."""
     from grader.catalog import list_labs
+    from grader.curriculum import lab_row, plants_text
     from grader.spec import load_lab
 
     entries = list_labs(labs)
@@ -188,15 +190,41 @@ def _lab_list(labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP)) 
             fg=typer.colors.YELLOW,
         )
         raise typer.Exit(1)
-    specs = [(entry, load_lab(entry.path)) for entry in entries]
-    width = max(len(spec.id) for _, spec in specs)
-    for entry, spec in specs:
-        positions = ", ".join(str(p) for p in spec.positions)
+    rows = [(entry, lab_row(load_lab(entry.path))) for entry in entries]
+    width = max(len(row.id) for _, row in rows)
+    plants_width = max(len(plants_text(row)) for _, row in rows)
+    typer.echo(
+        f"{'lab':<{width}}  {'track':<11} {'positions':<12} {'plant':<{plants_width}} "
+        f"{'duration':>8} {'points':>6}  title"
+    )
+    for entry, row in rows:
+        positions = ",".join(str(p) for p in row.positions)
         source = "" if entry.builtin else f"  ({entry.path.parent})"
         typer.echo(
-            f"{spec.id:<{width}}  {spec.track:<11} positions {positions:<12} "
-            f"max {spec.max_score:<4g} {spec.title.en}{source}"
+            f"{row.id:<{width}}  {row.track:<11} {positions:<12} "
+            f"{plants_text(row):<{plants_width}} {row.duration_s:>7g}s {row.points:>6g}  "
+            f"{row.title}{source}"
         )
+
+
+@lab_app.command("matrix")
+def _lab_matrix(
+    write: Path | None = typer.Option(
+        None, "--write", help="Replace the generated block of this file (docs/labs.md)."
+    ),
+    check: Path | None = typer.Option(
+        None, "--check", help="Exit 1 when this file's generated block differs from the labs."
+    ),
+    labs: Path | None = typer.Option(None, "--labs", help=LABS_HELP),
+) -> None:
+    """Print the labs table and the positions x labs matrix (Markdown), generated from lab.yaml."""
+    from grader.curriculum import run
+
+    if write is not None and check is not None:
+        raise typer.BadParameter("give --write or --check, not both")
+    status = run(write, check, labs)
+    if status:
+        raise typer.Exit(status)
 
 
 @lab_app.command("check")

@@ -1,0 +1,1 @@
+python provision.py && exec iiotlab gateway run --from-env

@@ -1,0 +1,333 @@
+"""The curriculum harness: every lab's solution, mutants and starter, graded for real.
+
+Discovery goes through grader.catalog, so a new lab folder under labs/ is picked up without
+editing a test. A lab's submissions are its `solution/`, its `starter/` and every
+`mutants/<name>/` (a complete submission folder plus `mutant.yaml`: a bilingual
+`description` and `loses`, the check ids the mistake must lose).
+
+Gradings run in a `CurriculumPool`: one asyncio loop in a background thread that grades
+jobs through class mode's seam (grader.classmode.LocalGrader: `iiotlab grade` in a
+subprocess, `parallel` at a time). Parametrised tests wait for their own job's outcome, so
+results arrive while other labs are still being graded, and the pool grades only the jobs
+of the selected tests (`-k <lab id>` grades that lab alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import resource
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from grader.catalog import LabEntry, list_labs
+from grader.classmode import LocalGrader, StudentJob
+from grader.results import read_result_data
+from grader.spec import LabSpec, load_lab
+
+STUDENTS = ("ana", "bo", "chen")  # three students: three variants of every plant
+MUTANTS_DIR = "mutants"
+MUTANT_FILE = "mutant.yaml"
+STUDENT_PLACEHOLDER = "STUDENT_ID"  # in a broker policy the submission ships
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", MUTANT_FILE)
+
+
+class MutantFormatError(ValueError):
+    """A mutants/<name>/mutant.yaml that does not say what the mutant must lose."""
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    folder: Path
+    description: dict[str, str]
+    loses: frozenset[str]
+
+
+def load_mutant(folder: Path, check_ids: Sequence[str]) -> Mutant:
+    """mutants/<name>/ with its mutant.yaml, validated against the lab's check ids."""
+    path = folder / MUTANT_FILE
+    if not path.is_file():
+        raise MutantFormatError(f"{path}: missing (description {{en, zh}} and loses: [...])")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or set(data) != {"description", "loses"}:
+        raise MutantFormatError(f"{path}: needs exactly the keys description and loses")
+    description = data["description"]
+    if (
+        not isinstance(description, dict)
+        or set(description) != {"en", "zh"}
+        or not all(isinstance(v, str) and v.strip() for v in description.values())
+    ):
+        raise MutantFormatError(f"{path}: description needs non-empty en and zh texts")
+    loses = data["loses"]
+    if not isinstance(loses, list) or not loses or not all(isinstance(c, str) for c in loses):
+        raise MutantFormatError(f"{path}: loses must be a non-empty list of check ids")
+    unknown = sorted(set(loses) - set(check_ids))
+    if unknown:
+        raise MutantFormatError(
+            f"{path}: loses names {', '.join(unknown)}, not a check of lab.yaml "
+            f"(checks: {', '.join(check_ids)})"
+        )
+    if not any(
+        (folder / name).is_file() for name in ("gateway.cmd", "run.sh")
+    ):  # a complete submission, not a patch
+        raise MutantFormatError(f"{folder}: a mutant is a complete submission (gateway.cmd)")
+    return Mutant(folder.name, folder, dict(description), frozenset(loses))
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A lab folder found through grader.catalog; `error` when its lab.yaml does not load."""
+
+    id: str
+    path: Path
+    spec: LabSpec | None
+    error: str | None = None
+
+    @property
+    def check_ids(self) -> list[str]:
+        return [c.id for c in self.spec.checks] if self.spec else []
+
+    def mutant_folders(self) -> list[Path]:
+        root = self.path / MUTANTS_DIR
+        return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def discover_labs(entries: Iterable[LabEntry] | None = None) -> list[Lab]:
+    """Every built-in lab (grader.catalog), each with its spec or the error loading it."""
+    labs = []
+    for entry in entries if entries is not None else list_labs():
+        try:
+            labs.append(Lab(entry.id, entry.path, load_lab(entry.path)))
+        except Exception as exc:  # reported by a test naming the lab, not a collection error
+            labs.append(Lab(entry.id, entry.path, None, f"{type(exc).__name__}: {exc}"))
+    return labs
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One submission folder of a lab: kind solution, starter, mutant or mismatch."""
+
+    lab: str
+    lab_path: Path
+    kind: str
+    name: str
+    folder: Path
+    loses: frozenset[str] = frozenset()
+    duration_s: float = 0.0
+    # mismatch: the solution run with another student's datasheet (that student's id)
+    configured_for: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    submission: Submission
+    student: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.submission.lab}/{self.submission.name}/{self.student}"
+
+
+def lab_submissions(lab: Lab) -> list[Submission]:
+    """The solution, the mutants (those whose mutant.yaml loads) and the starter of a lab."""
+    if lab.spec is None:
+        return []
+    duration = lab.spec.duration_s
+    found = [Submission(lab.id, lab.path, "solution", "solution", lab.path / "solution")]
+    for folder in lab.mutant_folders():
+        try:
+            mutant = load_mutant(folder, lab.check_ids)
+        except MutantFormatError:
+            continue  # test_mutant_format names the problem
+        found.append(
+            Submission(lab.id, lab.path, "mutant", f"mutant-{mutant.name}", folder, mutant.loses)
+        )
+    found.append(Submission(lab.id, lab.path, "starter", "starter", lab.path / "starter"))
+    return [
+        Submission(s.lab, s.lab_path, s.kind, s.name, s.folder, s.loses, duration) for s in found
+    ]
+
+
+@dataclass
+class Outcome:
+    """What one grading left: the result (None: none written), times, log tails."""
+
+    job: Job
+    result: dict[str, Any] | None
+    wall_s: float
+    out: Path
+    error: str | None = None
+
+    @property
+    def checks(self) -> dict[str, dict[str, Any]]:
+        return {c["id"]: c for c in (self.result or {}).get("checks", [])}
+
+    def describe(self) -> str:
+        """Per-check verdicts and messages, and the logs' tails: enough to diagnose a lab."""
+        lines = [f"{self.job.key} graded in {self.wall_s:.0f} s, out folder {self.out}"]
+        if self.error:
+            lines.append(f"harness error: {self.error}")
+        data = self.result
+        if data is None:
+            lines.append("no result.json")
+        else:
+            lines.append(
+                f"gradable={data.get('gradable')} score={data.get('score')}/"
+                f"{data.get('max_score')} reason={data.get('reason')}"
+            )
+            if data.get("submission_error"):
+                lines.append(f"submission error: {data['submission_error'].get('en')}")
+            for check in data.get("checks", []):
+                verdict = "PASS" if check["passed"] else "FAIL"
+                lines.append(
+                    f"  {verdict} {check['id']} {check['points']:g}/{check['max_points']:g}: "
+                    f"{check['message']}"
+                )
+        for log in ("gateway.log", "grader.log"):
+            path = self.out / log
+            if path.is_file():
+                tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+                lines.append(f"--- {log} (last {len(tail)} lines)")
+                lines.extend(tail)
+        return "\n".join(lines)
+
+
+def prepare_folder(job: Job, target: Path) -> Path:
+    """The job's submission copied to `target` (a mismatch gets the other datasheet)."""
+    shutil.copytree(job.submission.folder, target, ignore=IGNORED)
+    spec = load_lab(job.submission.lab_path)
+    policy = spec.broker.from_submission
+    if policy and (target / policy).is_file():
+        # what the README tells each student to do: put their id where STUDENT_ID stands
+        text = (target / policy).read_text(encoding="utf-8")
+        (target / policy).write_text(text.replace(STUDENT_PLACEHOLDER, job.student), "utf-8")
+    other = job.submission.configured_for
+    if other is not None:
+        write_datasheet(job.submission.lab_path, other, target / "datasheet-of-other.json")
+        command = (target / "gateway.cmd").read_text(encoding="utf-8").strip()
+        (target / "gateway.cmd").write_text(
+            f'IIOTLAB_DATASHEET="$PWD/datasheet-of-other.json" {command}\n', encoding="utf-8"
+        )
+    return target
+
+
+def write_datasheet(lab_path: Path, student: str, path: Path) -> None:
+    """The datasheet the grader gives `student` on this lab (same seed, same variant)."""
+    from iiotlab.settings import Settings
+    from simulators.variants import build_datasheet
+
+    spec = load_lab(lab_path)
+    sheet = build_datasheet(spec.plant, spec.id, student, Settings.from_env().course_secret)
+    path.write_text(sheet.model_dump_json(exclude_none=True, indent=2), encoding="utf-8")
+
+
+@dataclass
+class PoolStats:
+    parallel: int
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    cpu_before: float = field(default_factory=lambda: _children_cpu())
+    cpu_s: float = 0.0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def summary(self) -> str:
+        wall = (self.finished or time.monotonic()) - self.started
+        per_lab: dict[str, list[float]] = {}
+        for outcome in self.outcomes:
+            per_lab.setdefault(outcome.job.submission.lab, []).append(outcome.wall_s)
+        lines = [
+            f"curriculum: {len(self.outcomes)} gradings of {len(per_lab)} labs, parallel "
+            f"{self.parallel}: wall {wall:.0f} s, CPU {self.cpu_s:.0f} s "
+            f"(user+sys of the grader subprocesses and everything they ran)"
+        ]
+        for lab, times in sorted(per_lab.items()):
+            lines.append(
+                f"  {lab:<36} {len(times):>3} gradings, each {min(times):.0f}-{max(times):.0f} s"
+            )
+        return "\n".join(lines)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CurriculumPool:
+    """Grades jobs concurrently in a background event loop; `outcome(job)` waits for one."""
+
+    def __init__(self, root: Path, parallel: int) -> None:
+        self.root = root
+        self.stats = PoolStats(parallel)
+        # the pool's own gate, so that a job's clock starts when its grading does
+        self._gate = asyncio.Semaphore(parallel)
+        self._grader = LocalGrader(parallel)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._futures: dict[str, concurrent.futures.Future[Outcome]] = {}
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    def submit(self, jobs: Iterable[Job]) -> None:
+        """Queue jobs, longest lab first (a short lab fills the gaps at the end)."""
+        ordered = sorted(jobs, key=lambda j: (-j.submission.duration_s, j.key))
+        for job in ordered:
+            if job.key in self._futures:
+                continue
+            with self._lock:
+                self._pending += 1
+            self._futures[job.key] = asyncio.run_coroutine_threadsafe(self._grade(job), self._loop)
+
+    def outcome(self, job: Job, timeout: float) -> Outcome:
+        if job.key not in self._futures:
+            self.submit([job])
+        return self._futures[job.key].result(timeout=timeout)
+
+    async def _grade(self, job: Job) -> Outcome:
+        base = self.root / job.submission.lab / job.submission.name
+        out = base / "out" / job.student
+        out.mkdir(parents=True, exist_ok=True)
+        async with self._gate:
+            started = time.monotonic()
+            error = await self._run(job, base, out)
+            wall = time.monotonic() - started
+        result = read_result_data(out / "result.json") if (out / "result.json").is_file() else None
+        outcome = Outcome(job, result, wall, out, error)
+        with self._lock:
+            self.stats.outcomes.append(outcome)
+            self._pending -= 1
+            if self._pending == 0:
+                self.stats.finished = time.monotonic()
+                self.stats.cpu_s = _children_cpu() - self.stats.cpu_before
+        return outcome
+
+    async def _run(self, job: Job, base: Path, out: Path) -> str | None:
+        try:
+            folder = prepare_folder(job, base / "submissions" / job.student)
+            student_job = StudentJob(
+                job.submission.lab_path.resolve(),
+                job.student,
+                folder.resolve(),
+                out,
+                (out.parent, folder.parent),
+            )
+            # the budget of a grading: the lab, the grader's start and stop, a busy machine
+            async with asyncio.timeout(job.submission.duration_s * 3 + 240):
+                await self._grader.grade(student_job)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def close(self) -> None:
+        for future in self._futures.values():
+            future.cancel()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
