@@ -32,6 +32,7 @@ class Gateway:
         self.latest: dict[str, Any] = {}
         self.pending: dict[str, Any] = {}
         self.pending_ts = 0
+        self.latest_ts = 0  # source timestamp of the newest value in latest
         self.names: dict[str, str] = {}  # node id -> tag name
 
     async def browse(self, client: Client) -> dict[str, Any]:
@@ -107,6 +108,7 @@ class Gateway:
     def flush(self) -> None:
         metrics, self.pending = self.pending, {}
         self.latest.update(metrics)
+        self.latest_ts = max(self.latest_ts, self.pending_ts)
         asyncio.ensure_future(self.send(metrics, self.pending_ts))
 
     async def send(self, metrics: dict[str, Any], ts: int) -> None:
@@ -119,7 +121,9 @@ class Gateway:
     async def heartbeat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
-            await self.send(dict(self.latest), int(time.time() * 1000))
+            # every value as last sampled: within its deadband of the plant since then,
+            # but stamped with when the server sampled it, not with now
+            await self.send(dict(self.latest), self.latest_ts or int(time.time() * 1000))
 
 
 async def main() -> None:
