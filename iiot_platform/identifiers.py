@@ -44,6 +44,9 @@ class Prefix(BaseModel):
     tenant: str
     description: str = ""
     created_ms: int
+    parent: str | None = Field(
+        default=None, description="the registered prefix it was allocated under, if any"
+    )
 
 
 class PrefixSpec(BaseModel):
@@ -128,16 +131,31 @@ class IdentifierRegistry:
         self.prefixes.update({p.prefix: p for p in prefixes})
         self.identifiers.update({i.identifier: i for i in identifiers})
 
+    def parent_of(self, prefix: str) -> Prefix | None:
+        """The longest registered prefix that `prefix` extends by whole segments.
+
+        Two-level allocation: a secondary node owns e.g. `88.100.7` and allocates the
+        enterprise prefixes `88.100.7.1`, `88.100.7.2`, ... under it.
+        """
+        segments = check_prefix(prefix).split(".")
+        for end in range(len(segments) - 1, 0, -1):
+            found = self.prefixes.get(".".join(segments[:end]))
+            if found is not None:
+                return found
+        return None
+
     def add_prefix(self, prefix: str, tenant: str, description: str = "") -> Prefix:
         check_prefix(prefix)
         if prefix in self.prefixes:
             owner = self.prefixes[prefix].tenant
             raise PrefixTakenError(f"prefix {prefix!r} is already registered (tenant {owner!r})")
+        parent = self.parent_of(prefix)
         record = Prefix(
             prefix=prefix,
             tenant=tenant,
             description=description,
             created_ms=int(time.time() * 1000),
+            parent=parent.prefix if parent is not None else None,
         )
         self.prefixes[prefix] = record
         return record

@@ -40,9 +40,19 @@ async def list_prefixes(
 
 @router.post("/prefixes", response_model=Prefix, status_code=201)
 async def create_prefix(spec: PrefixSpec, service: ServiceDep, principal: PrincipalDep) -> Prefix:
-    """Register an enterprise prefix (e.g. 88.100.1) owned by a tenant."""
+    """Register a prefix (e.g. 88.100.1) owned by a tenant.
+
+    Under a registered prefix (two-level allocation) only the parent's owner allocates.
+    """
     tenant = owning_tenant(principal, spec.tenant, service.settings.default_tenant)
     try:
+        parent = service.identifiers.parent_of(spec.prefix)
+        if parent is not None and not principal.can_see(parent.tenant):
+            raise HTTPException(
+                403,
+                f"prefix {spec.prefix!r} lies under {parent.prefix!r} of tenant "
+                f"{parent.tenant!r}: only its owner allocates prefixes under it",
+            )
         prefix = service.identifiers.add_prefix(spec.prefix, tenant, spec.description)
     except IdentifierSyntaxError as error:
         raise HTTPException(422, str(error)) from None

@@ -87,3 +87,38 @@ async def test_register_and_resolve_through_the_api(running_app: RunningApp) -> 
         assert unregistered.status_code == 404 and "POST /api/prefixes" in unregistered.text
         listed = (await api.get("/api/identifiers")).json()
         assert [i["identifier"] for i in listed] == ["88.100.1/PUMP-0001"]
+
+
+async def test_two_level_allocation_under_a_secondary_node(running_app: RunningApp) -> None:
+    from iiot_platform.settings import ApiToken
+
+    tokens = (
+        ApiToken("t-node", "student", "node", "node"),
+        ApiToken("t-other", "student", "other", "other"),
+    )
+    node = {"Authorization": "Bearer t-node"}
+    other = {"Authorization": "Bearer t-other"}
+    async with running_app(auth_enabled=True, tokens=tokens) as (_, api):
+        secondary = await api.post("/api/prefixes", headers=node, json={"prefix": "88.100.7"})
+        assert secondary.status_code == 201 and secondary.json()["parent"] is None
+        enterprise = await api.post("/api/prefixes", headers=node, json={"prefix": "88.100.7.3"})
+        assert enterprise.status_code == 201, enterprise.text
+        assert enterprise.json()["parent"] == "88.100.7"
+        deeper = await api.post("/api/prefixes", headers=node, json={"prefix": "88.100.7.3.1.2"})
+        assert deeper.json()["parent"] == "88.100.7.3"  # the longest registered ancestor
+
+        intruder = await api.post("/api/prefixes", headers=other, json={"prefix": "88.100.7.4"})
+        assert intruder.status_code == 403 and "only its owner allocates" in intruder.text
+        unrelated = await api.post("/api/prefixes", headers=other, json={"prefix": "88.1007"})
+        assert unrelated.status_code == 201 and unrelated.json()["parent"] is None
+
+        registered = await api.post(
+            "/api/identifiers", headers=node, json={"identifier": "88.100.7.3/TK-1"}
+        )
+        assert registered.status_code == 201 and registered.json()["prefix"] == "88.100.7.3"
+        listed = (await api.get("/api/prefixes", headers=node)).json()
+        assert {p["prefix"]: p["parent"] for p in listed} == {
+            "88.100.7": None,
+            "88.100.7.3": "88.100.7",
+            "88.100.7.3.1.2": "88.100.7.3",
+        }
