@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -61,7 +62,9 @@ class ShiftParams(ArtifactParams):
     interval_s: float = Field(default=1.0, gt=0, description="the resampling interval")
     tolerance: float | None = Field(default=None, ge=0, description="default: the tag's")
     replay_at: float | None = Field(default=None, ge=0, description="s after start")
-    replay_window_s: float = Field(default=6.0, gt=0)
+    replay_window_s: float = Field(
+        default=6.0, gt=0, description="readings of [replay_at - this, replay_at) replayed"
+    )
 
 
 # --- reading the student's CSV ---------------------------------------------------------
@@ -346,11 +349,14 @@ async def probe_replay(ctx: ProbeContext[ShiftParams]) -> None:
             "replay", expected="a running platform", saw="the lab runs no platform", ok=False
         )
         return
+    # the window is fixed in run time, so a probe that runs late on a busy machine replays
+    # the same readings (and none of a scenario event that follows replay_at)
+    start_ms = ctx.now_ms() - int((time.monotonic() - ctx.started_monotonic) * 1000)
     now = ctx.now_ms()
     query: dict[str, str | int] = {
         "metric": ctx.params.metric,
-        "start": now - int(ctx.params.replay_window_s * 1000),
-        "end": now,
+        "start": start_ms + int((ctx.params.replay_at - ctx.params.replay_window_s) * 1000),
+        "end": start_ms + int(ctx.params.replay_at * 1000),
     }
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     path = f"/api/devices/{ctx.tenant}/{ctx.device}/series"
