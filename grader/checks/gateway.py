@@ -46,13 +46,17 @@ def gateway_online(ctx: CheckContext[OnlineParams]) -> CheckOutcome:
     ]
     kills: list[dict[str, Any]] = []
     for kill in obs.actions_named("gateway_kill"):
+        back = [m.received_ms for m in online if m.received_ms >= kill.ended_ms]
+        # the Will is published while the gateway is dead: an 'offline' once it is back
+        # online (its own goodbye when the run ends, say) is not the Last Will
+        until = kill.started_ms + params.will_within_s * 1000
+        if back:
+            until = min(until, back[0])
         offline = [
             m.received_ms
             for m in statuses
-            if _state(m) == "offline"
-            and kill.started_ms <= m.received_ms <= kill.started_ms + params.will_within_s * 1000
+            if _state(m) == "offline" and kill.started_ms <= m.received_ms <= until
         ]
-        back = [m.received_ms for m in online if m.received_ms >= kill.ended_ms]
         kills.append(
             {
                 "killed_ms": kill.started_ms,

@@ -38,6 +38,20 @@ def test_no_last_will_loses_its_part() -> None:
     assert "Last Will" in outcome.message
 
 
+def test_an_offline_after_the_restart_is_not_the_last_will() -> None:
+    """A gateway without a Will that says 'offline' itself when the run ends (SIGTERM),
+    within will_within_s of the kill but after it came back online: no Will was seen."""
+    messages = [
+        status("online", T0 + 300),
+        status("online", T0 + 22_500),
+        status("offline", T0 + 27_600),  # its own goodbye at the end of the run
+    ]
+    obs = observation(messages, actions=(KILL,), probes=(retained(True),))
+    outcome = run_check("gateway_online", obs, points=12)
+    assert not outcome.passed and outcome.points == 9.0
+    assert outcome.evidence["kills"][0]["offline_ms"] is None
+
+
 def test_not_retained_and_late_online() -> None:
     obs = observation([status("online", T0 + 15_000)], probes=(retained(False),))
     outcome = run_check("gateway_online", obs, points=10, online_within_s=10)
