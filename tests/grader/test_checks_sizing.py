@@ -123,3 +123,20 @@ def test_a_plc_outage_allows_one_reconnect_on_that_device() -> None:
 def test_connections_need_a_line() -> None:
     outcome = run_check("modbus_connections", observation([]))
     assert outcome.points == 0 and "lab error" in outcome.message
+
+
+def test_a_starved_grader_is_named_in_the_verdict() -> None:
+    from grader.observation import TruthSeries
+
+    slow = TruthSeries(tuple((ts, v) for ts, v in truth().samples if (ts - T0) % 600 == 0))
+    devices = (
+        DeviceObservation("tank-1", "tank", SHEET, slow, modbus_connections=1),
+        DeviceObservation(OTHER, "tank", SHEET_2, slow, modbus_connections=1),
+    )
+    obs = observation([], line=devices, truth_events=tuple(EVENTS))
+    outcome = run_check("change_latency", obs, max_p95_ms=1500)
+    assert outcome.evidence["saw"]["simulator_tick_p95_ms"] == 600
+    assert not outcome.passed and "overloaded" in outcome.message
+    quiet = run_check("change_latency", line([], EVENTS), max_p95_ms=1500)
+    assert quiet.evidence["saw"]["simulator_tick_p95_ms"] == 100
+    assert "overloaded" not in quiet.message

@@ -22,8 +22,7 @@ HEARTBEAT_S = 2.0
 
 def lab_configs() -> list[GatewayConfig]:
     return [
-        config.model_copy(update={"heartbeat_s": HEARTBEAT_S})
-        for config in line_configs_from_env()
+        config.model_copy(update={"heartbeat_s": HEARTBEAT_S}) for config in line_configs_from_env()
     ]
 
 
