@@ -38,6 +38,7 @@ BUILTIN_MODULES = (
     "grader.checks.modbus_protection",
     "grader.checks.opcua_access",
     "grader.checks.energy",
+    "grader.checks.identifiers",
     "grader.checks.line",
     "grader.checks.manual",
     "grader.checks.sizing",

@@ -78,8 +78,9 @@ async def main() -> None:
     env = os.environ
     sheet = load_datasheet(env["IIOTLAB_DATASHEET"])
     tenant, device = env["IIOTLAB_TENANT"], env["IIOTLAB_DEVICE"]
-    plc = ModbusClient(env["IIOTLAB_MODBUS_HOST"], int(env["IIOTLAB_MODBUS_PORT"]),
-                       sheet.modbus.unit_id)
+    plc = ModbusClient(
+        env["IIOTLAB_MODBUS_HOST"], int(env["IIOTLAB_MODBUS_PORT"]), sheet.modbus.unit_id
+    )
     mqtt = MqttClient(env["IIOTLAB_MQTT_URL"], client_id=f"{tenant}-{device}")
     await mqtt.connect()
     tags = [sheet.tag(name) for name in TAGS]

@@ -33,6 +33,7 @@ class Gateway:
         self.pending: dict[str, Any] = {}
         self.pending_ts = 0
         self.latest_ts = 0  # source timestamp of the newest value in latest
+        self.sending: set[asyncio.Task[None]] = set()  # keep a reference until sent
         self.names: dict[str, str] = {}  # node id -> tag name
 
     async def browse(self, client: Client) -> dict[str, Any]:
@@ -72,7 +73,8 @@ class Gateway:
 
     def deadband(self, name: str) -> ua.DataChangeFilter | None:
         tag = self.sheet.tag(name)
-        if tag.range is None or tag.tolerance is None or (tag.model_extra or {}).get("kind") != "float":
+        kind = (tag.model_extra or {}).get("kind")
+        if tag.range is None or tag.tolerance is None or kind != "float":
             return None
         flt = ua.DataChangeFilter()
         flt.Trigger = ua.DataChangeTrigger.StatusValue
@@ -87,8 +89,12 @@ class Gateway:
             self.names[node.nodeid.to_string()] = name
             requests.append(
                 subscription._make_monitored_item_request(
-                    node, ua.AttributeIds.Value, None, 1,  # MISTAKE: no deadband filter
-                    ua.MonitoringMode.Reporting, 100,
+                    node,
+                    ua.AttributeIds.Value,
+                    None,
+                    1,  # MISTAKE: no deadband filter
+                    ua.MonitoringMode.Reporting,
+                    100,
                 )
             )
         await subscription.create_monitored_items(requests)
@@ -109,7 +115,9 @@ class Gateway:
         metrics, self.pending = self.pending, {}
         self.latest.update(metrics)
         self.latest_ts = max(self.latest_ts, self.pending_ts)
-        asyncio.ensure_future(self.send(metrics, self.pending_ts))
+        task = asyncio.create_task(self.send(metrics, self.pending_ts))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
 
     async def send(self, metrics: dict[str, Any], ts: int) -> None:
         if not metrics:
