@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from iiotlab.certs import TlsFiles
     from iiotlab.mqtt import Broker, MqttClient
     from simulators.simulation import Simulation
+from grader.mosquitto_submission import MosquittoSubmission
 from grader.submission import BrokerPolicy
 from iiotlab.datasheet import Datasheet
 from iiotlab.errors import IiotlabError
@@ -56,6 +57,7 @@ class StudentRun:
     course_secret: str
     out_dir: Path
     broker_policy: BrokerPolicy | None = None  # security labs: the student's broker settings
+    mosquitto: MosquittoSubmission | None = None  # sec-03: the student's own mosquitto.conf
 
     @property
     def lab(self) -> LabSpec:
@@ -189,6 +191,9 @@ class LabEnvironment:
     async def _start_broker(self) -> None:
         from iiotlab.mqtt import BrokerConfig, BrokerStartError, BrokerUser, make_broker
 
+        if self.run.mosquitto is not None:
+            await self._start_submitted_mosquitto(self.run.mosquitto)
+            return
         policy, spec = self.run.broker_policy, self.lab.broker
         tls_wanted = policy.tls if policy is not None else spec.tls
         plaintext = policy.plaintext if policy is not None else not spec.tls
@@ -221,6 +226,29 @@ class LabEnvironment:
             gateway_password=password,
             tls_required=not plaintext,
             closed_plaintext_port=None if plaintext else port,
+        )
+
+    async def _start_submitted_mosquitto(self, submission: MosquittoSubmission) -> None:
+        """sec-03: the student's mosquitto.conf, rewritten by grader/mosquitto_submission.py."""
+        from grader.mosquitto_submission import GraderAccount, SubmittedMosquitto
+        from iiotlab.mqtt import BrokerStartError
+
+        tls = self._tls_files() if submission.tls is not None else None
+        broker = SubmittedMosquitto(submission, tls, GraderAccount(OBSERVER, self._admin_password))
+        try:
+            self.broker = await self._stack.enter_async_context(broker)
+        except (OSError, BrokerStartError) as exc:
+            raise NotGradableError(f"the student's mosquitto did not start: {exc}") from exc
+        plaintext = submission.plaintext is not None
+        self.broker_access = BrokerAccess(
+            host="127.0.0.1",
+            plaintext_port=broker.port if plaintext else None,
+            tls_port=broker.tls_port,
+            ca_file=str(self._ca_file) if self._ca_file else None,
+            gateway_username=submission.username,
+            gateway_password=submission.password,
+            tls_required=submission.tls is not None,
+            closed_plaintext_port=None if plaintext else broker.closed_port,
         )
 
     async def _start_platform(self) -> None:

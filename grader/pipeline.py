@@ -14,6 +14,7 @@ from pathlib import Path
 from grader.checks.registry import CheckRegistry, default_registry
 from grader.environment import StudentRun
 from grader.results import Result
+from grader.mosquitto_submission import load_mosquitto_submission
 from grader.runner import GATEWAY_WAIT_S, GatewaySpec, grade, now_ms, publish
 from grader.sandbox import SandboxChoice, SandboxUnavailableError, choose_sandbox
 from grader.scoring import not_gradable, submission_error
@@ -98,8 +99,22 @@ def student_run(
                 expected="the submission folder holding it",
             )
         policy = load_broker_policy(submission / lab.broker.from_submission)
+    mosquitto = None
+    if lab.broker.submission_conf:
+        if submission is None:
+            raise ConfigError(
+                f"lab {lab.id} runs the student's own mosquitto.conf",
+                key="--submission",
+                expected="the submission folder holding it",
+            )
+        mosquitto = load_mosquitto_submission(submission, check_name("student", student))
     return StudentRun(
-        plan, check_name("student", student), settings.course_secret, out.resolve(), policy
+        plan,
+        check_name("student", student),
+        settings.course_secret,
+        out.resolve(),
+        policy,
+        mosquitto,
     )
 
 

@@ -70,6 +70,17 @@ class BrokerSpec(_Frozen):
         default=None,
         description="file in the submission holding the student's broker policy (security labs)",
     )
+    submission_conf: bool = Field(
+        default=False,
+        description="run the submission's own mosquitto.conf, ACL and password file on the "
+        "real Mosquitto (kind: mosquitto; grader/mosquitto_submission.py)",
+    )
+
+    @model_validator(mode="after")
+    def _submission_conf_needs_mosquitto(self) -> BrokerSpec:
+        if self.submission_conf and (self.kind != "mosquitto" or self.from_submission):
+            raise ValueError("submission_conf: true needs kind: mosquitto and no from_submission")
+        return self
 
 
 class OpcuaSpec(_Frozen):

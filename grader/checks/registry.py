@@ -45,6 +45,7 @@ BUILTIN_MODULES = (
     "grader.checks.apps",
     "grader.checks.artifacts",
     "grader.checks.operations",
+    "grader.checks.mosquitto_policy",
 )
 ENTRY_POINT_GROUP = "iiotlab.checks"
 
