@@ -503,3 +503,49 @@ async def test_stop_is_safe_twice_and_start_again_keeps_the_port(
     async with Client(server.url) as client:
         runtime.tick(level=3.5)
         await wait_for_value(client, "ns=2;s=Tank.Level", 3.5)
+
+
+async def test_session_activity_records_monitored_items_reads_and_browses(
+    open_server: tuple[OpcuaPlantServer, FakeTankRuntime],
+) -> None:
+    server, _ = open_server
+    before = len(server.sessions)
+    async with Client(server.url) as client:
+        tank = await client.nodes.objects.get_child("2:Tank")  # TranslateBrowsePaths
+        children = await tank.get_children()  # Browse
+        level = client.get_node("ns=2;s=Tank.Level")
+        await level.read_value()
+        await level.read_browse_name()  # another attribute: not a value read
+        subscription = await client.create_subscription(50, DataChanges())
+        deadband = ua.DataChangeFilter()
+        deadband.DeadbandType = ua.DeadbandType.Absolute
+        deadband.DeadbandValue = 0.25
+        requests = [
+            subscription._make_monitored_item_request(
+                level, ua.AttributeIds.Value, deadband, 1, ua.MonitoringMode.Reporting, 100
+            ),
+            subscription._make_monitored_item_request(
+                client.get_node("ns=2;s=Tank.PumpOn"),
+                ua.AttributeIds.Value,
+                None,
+                1,
+                ua.MonitoringMode.Reporting,
+                100,
+            ),
+        ]
+        await subscription.create_monitored_items(requests)
+        activity = server.sessions[before].activity
+        assert children and activity.browses >= 2
+        assert [node for _, node in activity.reads] == ["ns=2;s=Tank.Level"]
+        assert activity.other_reads >= 1
+        items = {item.node_id: item for item in activity.monitored_items}
+        assert (
+            items["ns=2;s=Tank.Level"].deadband_type,
+            items["ns=2;s=Tank.Level"].deadband_value,
+        ) == (
+            "absolute",
+            0.25,
+        )
+        assert items["ns=2;s=Tank.PumpOn"].deadband_type == "none"
+        assert items["ns=2;s=Tank.Level"].sampling_interval_ms == 100.0
+        await subscription.delete()
