@@ -1,0 +1,1 @@
+exec iiotlab gateway run --from-env
