@@ -314,3 +314,6 @@ def register(app: typer.Typer) -> None:
     app.command("worker")(cluster_worker)
     app.add_typer(class_app, name="class")
     app.add_typer(lab_app, name="lab")
+    from grader.exam.cli import register as register_exam
+
+    register_exam(app)
