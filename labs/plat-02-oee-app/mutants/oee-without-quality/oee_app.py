@@ -85,34 +85,33 @@ def fetch(client: httpx.Client, tenant: str, device: str, end: int) -> dict[str,
     return data
 
 
+def write(client: httpx.Client, tenant: str, start: int, result: dict[str, float]) -> None:
+    message = {"v": 1, "device": DERIVED, "seq": start // WINDOW_MS, "ts": start, "metrics": result}
+    answer = client.post(f"/api/devices/{tenant}/{DERIVED}/telemetry", json=message)
+    print(f"window {start}: {result} -> HTTP {answer.status_code}", flush=True)
+
+
 def main() -> None:
     env = os.environ
     tenant, device = env["IIOTLAB_TENANT"], env["IIOTLAB_DEVICE"]
     headers = {"Authorization": f"Bearer {env['IIOTLAB_PLATFORM_TOKEN']}"}
-    written: set[int] = set()
+    pending: int | None = None  # start of the next window to write
     with httpx.Client(base_url=env["IIOTLAB_PLATFORM_URL"], headers=headers, timeout=10) as client:
         while True:
             now = int(time.time() * 1000)
             closed = (now - int(SETTLE_S * 1000)) // WINDOW_MS * WINDOW_MS  # end of the last
-            start = closed - WINDOW_MS
-            if start not in written:
+            pending = closed - WINDOW_MS if pending is None else pending
+            while pending + WINDOW_MS <= closed:  # every closed window, even after a stall
                 try:
-                    result = figures(fetch(client, tenant, device, closed + 1), start)
+                    data = fetch(client, tenant, device, pending + WINDOW_MS + 1)
+                    result = figures(data, pending)
+                    if result is not None:
+                        write(client, tenant, pending, result)
                 except httpx.HTTPError as error:  # the device may not exist yet: retry
-                    print(f"window {start}: {error}", file=sys.stderr, flush=True)
+                    print(f"window {pending}: {error}", file=sys.stderr, flush=True)
                     time.sleep(0.5)
-                    continue
-                if result is not None:
-                    message = {
-                        "v": 1,
-                        "device": DERIVED,
-                        "seq": start // WINDOW_MS,
-                        "ts": start,
-                        "metrics": result,
-                    }
-                    answer = client.post(f"/api/devices/{tenant}/{DERIVED}/telemetry", json=message)
-                    print(f"window {start}: {result} -> HTTP {answer.status_code}", flush=True)
-                written.add(start)
+                    break
+                pending += WINDOW_MS
             time.sleep(0.2)
 
 
