@@ -1,9 +1,14 @@
 """Sizing checks for a line of many devices: change latency and PLC connections.
 
 `change_latency` times the grader's own step changes (scenario `plant_event`s, e.g. a
-level spike on each device) from the moment the simulator served them to the moment the
-first telemetry message showing them reached the grader's MQTT observer. Ground truth is
-the simulator's event record and the observer's arrival time, never the gateway's `ts`.
+level spike on each device) from the moment the simulator served them. For each change it
+finds the first telemetry message of that device showing it and takes two delays: until
+the gateway sampled it (the message's `ts`, accepted only when the simulator's truth at
+that `ts` already showed the change, so a `ts` cannot be moved earlier than the read) and
+until the message reached the grader's MQTT observer. The sampling delay is what a
+deployment decides (poll interval, processes per PLC count); the arrival delay also holds
+the grader's own broker and observer, which on a busy machine dominate, so it is bounded
+generously rather than held to the target.
 
 `modbus_connections` counts the TCP connections each device's PLC accepted through the
 grader's fault proxy: a gateway that keeps one connection per PLC opens one (plus one per
@@ -27,12 +32,14 @@ OVERLOADED_TICK_MS = 300  # three ticks: the simulators' loop was starved
 
 class LatencyParams(CheckParams):
     event: str = Field(default="spike", description="the truth event kind that is timed")
-    max_p95_ms: float = Field(gt=0, description="95th percentile of the latencies, at most")
+    max_p95_ms: float = Field(
+        gt=0, description="95th percentile of the sampling delays (change -> ts), at most"
+    )
+    max_arrival_ms: float = Field(
+        default=10_000, gt=0, description="each change reaches the observer within this"
+    )
     min_seen: float = Field(
         default=1.0, gt=0, le=1, description="share of the changes that must arrive"
-    )
-    wait_ms: int = Field(
-        default=5000, ge=0, description="after the change ends, how long an arrival may take"
     )
 
 
@@ -40,7 +47,8 @@ class LatencyParams(CheckParams):
 class Timed:
     device: str
     event_ms: int
-    latency_ms: int | None  # None: never arrived while the change lasted (+ wait_ms)
+    sampled_ms: int | None  # change -> ts of the first message showing it; None: never seen
+    arrival_ms: int | None  # change -> that message's arrival at the grader
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -58,20 +66,29 @@ def _shows_change(value: object, baseline: object, magnitude: float) -> bool:
     return abs(value - baseline) >= abs(magnitude) / 2
 
 
-def time_change(obs: Observation, event: TruthEvent, wait_ms: int) -> Timed:
-    """When the first message showing `event` arrived, for a device's own observation."""
+def time_change(obs: Observation, event: TruthEvent) -> Timed:
+    """The first message of a device's own observation that shows `event`, timed.
+
+    Its `ts` must be a moment when the simulator served the change (the truth at `ts` shows
+    it, and `ts` is before the change ended): a value read before the change, a `ts` moved
+    earlier, or a later change's sample is no sample of it.
+    """
     tag = str(event.detail.get("tag", ""))
     magnitude = float(event.detail.get("magnitude", 0.0))
     baseline = obs.truth.value_at(tag, event.ts_ms - 1)
-    until = event.ts_ms + int(float(event.detail.get("duration_s", 0.0)) * 1000) + wait_ms
+    ends_ms = event.ts_ms + int(float(event.detail.get("duration_s", 0.0)) * 1000)
     for record in obs.telemetry:
-        if not event.ts_ms <= record.received_ms <= until:
+        if record.received_ms < event.ts_ms or record.ts is None:
             continue
-        if record.ts is not None and record.ts < event.ts_ms - 200:
-            continue  # sampled before the change: an old value that happens to differ
-        if _shows_change(record.metrics.get(tag), baseline, magnitude):
-            return Timed(obs.device, event.ts_ms, record.received_ms - event.ts_ms)
-    return Timed(obs.device, event.ts_ms, None)
+        if ends_ms > event.ts_ms and record.ts > ends_ms:
+            continue  # sampled after this change ended: a later one's, not this one's
+        if not _shows_change(record.metrics.get(tag), baseline, magnitude):
+            continue
+        if not _shows_change(obs.truth.value_at(tag, record.ts), baseline, magnitude):
+            continue  # the truth at ts had no change: not a sample of this one
+        sampled = max(0, record.ts - event.ts_ms)
+        return Timed(obs.device, event.ts_ms, sampled, record.received_ms - event.ts_ms)
+    return Timed(obs.device, event.ts_ms, None, None)
 
 
 def simulator_tick_p95_ms(obs: Observation) -> int | None:
@@ -96,7 +113,7 @@ def _device_observations(obs: Observation) -> list[Observation]:
 
 @check("change_latency", params=LatencyParams)
 def change_latency(ctx: CheckContext[LatencyParams]) -> CheckOutcome:
-    """The grader's step changes reach MQTT: all seen, p95 from truth to arrival under a limit."""
+    """The grader's step changes are sampled soon (p95 under a limit) and all reach MQTT."""
     obs, params = ctx.observation, ctx.params
     timed: list[Timed] = []
     for device_obs in _device_observations(obs):
@@ -105,56 +122,82 @@ def change_latency(ctx: CheckContext[LatencyParams]) -> CheckOutcome:
             for e in device_obs.truth_events
             if e.kind == params.event and e.device in ("", device_obs.device)
         ]
-        timed += [time_change(device_obs, e, params.wait_ms) for e in events]
-    seen = [t.latency_ms for t in timed if t.latency_ms is not None]
-    missed = [t for t in timed if t.latency_ms is None]
+        timed += [time_change(device_obs, e) for e in events]
+    seen = [t for t in timed if t.sampled_ms is not None and t.arrival_ms is not None]
+    sampled = [float(t.sampled_ms) for t in seen if t.sampled_ms is not None]
+    arrivals = [float(t.arrival_ms) for t in seen if t.arrival_ms is not None]
+    late = [t for t in seen if t.arrival_ms is not None and t.arrival_ms > params.max_arrival_ms]
     share = len(seen) / len(timed) if timed else 0.0
-    p95 = percentile(seen, 0.95) if seen else None
+    p95 = int(percentile(sampled, 0.95)) if sampled else None
     parts = [
         (
-            f"{len(seen)} of {len(timed)} changes arrived (at least {params.min_seen:.0%})",
+            f"{len(seen)} of {len(timed)} changes arrived (at least {params.min_seen:.0%}), "
+            f"{len(late)} later than {params.max_arrival_ms:g} ms",
             1.0,
-            bool(timed) and share >= params.min_seen,
+            bool(timed) and share >= params.min_seen and not late,
         ),
         (
-            f"p95 latency {p95 if p95 is not None else '-'} ms <= {params.max_p95_ms:g} ms",
+            f"p95 sampling delay {p95 if p95 is not None else '-'} ms <= {params.max_p95_ms:g} ms",
             2.0,
             p95 is not None and p95 <= params.max_p95_ms,
         ),
     ]
-    saw: dict[str, Any] = {
-        "changes": len(timed),
-        "arrived": len(seen),
-        "p50_ms": percentile(seen, 0.5) if seen else None,
-        "p95_ms": p95,
-        "max_ms": max(seen) if seen else None,
-        "missed": [{"device": t.device, "event_ms": t.event_ms} for t in missed[:10]],
-        "slowest": [
-            {"device": t.device, "event_ms": t.event_ms, "latency_ms": t.latency_ms}
-            for t in sorted(timed, key=lambda t: -(t.latency_ms or 0))[:5]
-            if t.latency_ms is not None
-        ],
-    }
+    saw = _latency_evidence(timed, sampled, arrivals)
     saw["simulator_tick_p95_ms"] = tick = simulator_tick_p95_ms(obs)
     if not timed:
         saw["note"] = f"lab error: the scenario has no '{params.event}' plant_event"
     elif tick is not None and tick > OVERLOADED_TICK_MS:
         saw["note"] = (
             f"the grader's own simulators ticked late (p95 gap {tick} ms instead of 100 ms): "
-            "the machine was overloaded during the run, so the latencies include its delays; "
+            "the machine was overloaded during the run, so the delays include its own; "
             "grade again on a quieter machine before trusting this verdict"
         )
     evidence = {
-        "expected": f"every '{params.event}' change arrives on MQTT; the 95th percentile of "
-        f"(arrival at the grader - the moment the simulator served it) <= {params.max_p95_ms:g} ms",
+        "expected": f"every '{params.event}' change is sampled (the first message showing it, "
+        "its ts checked against the simulator's truth) with a 95th percentile delay <= "
+        f"{params.max_p95_ms:g} ms, and reaches the grader within {params.max_arrival_ms:g} ms",
         "saw": saw,
-        "where": f"iiot/{obs.tenant}/<device>/telemetry arrival times against the simulator's "
-        "event log",
+        "where": f"iiot/{obs.tenant}/<device>/telemetry against the simulator's event log",
     }
     outcome = ctx.outcome(parts, evidence)
     if "note" in saw and timed and not outcome.passed:
         return replace(outcome, message=f"{outcome.message} (note: {saw['note']})")
     return outcome
+
+
+def _latency_evidence(
+    timed: list[Timed], sampled: list[float], arrivals: list[float]
+) -> dict[str, Any]:
+    def stats(values: list[float]) -> dict[str, int | None]:
+        if not values:
+            return {"p50_ms": None, "p95_ms": None, "max_ms": None}
+        return {
+            "p50_ms": int(percentile(values, 0.5)),
+            "p95_ms": int(percentile(values, 0.95)),
+            "max_ms": int(max(values)),
+        }
+
+    slowest = sorted(
+        (t for t in timed if t.sampled_ms is not None), key=lambda t: -(t.sampled_ms or 0)
+    )
+    return {
+        "changes": len(timed),
+        "arrived": len(sampled),
+        "sampling": stats(sampled),
+        "arrival": stats(arrivals),
+        "missed": [
+            {"device": t.device, "event_ms": t.event_ms} for t in timed if t.sampled_ms is None
+        ][:10],
+        "slowest": [
+            {
+                "device": t.device,
+                "event_ms": t.event_ms,
+                "sampled_ms": t.sampled_ms,
+                "arrival_ms": t.arrival_ms,
+            }
+            for t in slowest[:5]
+        ],
+    }
 
 
 class ConnectionParams(CheckParams):
