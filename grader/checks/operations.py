@@ -264,8 +264,9 @@ def explained(obs: Observation, alarm: Alarm, params: OperationsParams) -> bool:
 
 @check("platform_operations_alarms", params=OperationsParams)
 def platform_operations_alarms(ctx: CheckContext[OperationsParams]) -> CheckOutcome:
-    """Offline and stale-data alarms at the times the grader killed the gateway or stalled a
-    sensor, cleared after recovery, and no other alarm."""
+    """Offline and stale-data alarms at the grader's kills and stalls, cleared, no other.
+
+    The times come from the grader's scenario record (kills) and the truth (stalls)."""
     obs, params = ctx.observation, ctx.params
     record = _answer(obs, ctx.spec.id, "alarms")
     if record is None or not record.ok:
