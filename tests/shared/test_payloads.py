@@ -210,3 +210,21 @@ def test_any_json_gives_a_payload_or_a_payload_error(value: object, wrap: int, k
         decode_payload(kind, text.encode())
     except PayloadError as error:
         assert len(str(error)) < 400
+
+
+def test_meta_describes_metrics_and_refuses_unknown_fields() -> None:
+    from iiotlab.payloads import Meta, parse_topic
+
+    raw = (
+        b'{"v":1,"device":"boiler-1","ts":1763719200123,"tags":{"temperature":'
+        b'{"unit":"degC","unit_id":4408652,"eu_range":[-20,250.0]}}}'
+    )
+    meta = decode_payload("meta", raw)
+    assert isinstance(meta, Meta)
+    assert meta.tags["temperature"].eu_range == [-20.0, 250.0]
+    assert decode_payload("meta", encode_payload(meta)) == meta
+    assert parse_topic("iiot/alice/boiler-1/meta") == ("alice", "boiler-1", "meta")
+    with pytest.raises(PayloadError, match=r"tags\.temperature\.colour"):
+        decode_payload("meta", raw.replace(b'"unit":', b'"colour":"red","unit":'))
+    with pytest.raises(PayloadError, match="eu_range"):
+        decode_payload("meta", raw.replace(b"[-20,250.0]", b"[1]"))
