@@ -44,8 +44,11 @@ BUILTIN_MODULES = (
     "grader.checks.sizing",
     "grader.checks.apps",
     "grader.checks.artifacts",
+    "grader.checks.artifacts",
     "grader.checks.operations",
     "grader.checks.mosquitto_policy",
+    "grader.checks.intrusion",
+    "grader.checks.edge_quality",
 )
 ENTRY_POINT_GROUP = "iiotlab.checks"
 
