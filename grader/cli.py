@@ -90,7 +90,9 @@ def _grade(
 
 
 def _verify(
-    result: Path = typer.Argument(..., help="A result.json."),
+    result: Path = typer.Argument(
+        ..., help="A result.json, an exam-result.json or an exam certificate (.html)."
+    ),
     public_key: Path | None = typer.Option(
         None, "--public-key", help="PEM public key (default: this machine's signing key)."
     ),
@@ -101,7 +103,12 @@ def _verify(
     from iiotlab.errors import SignatureError
     from iiotlab.settings import Settings
 
-    data = read_result_data(result)
+    if result.suffix.lower() in (".html", ".htm"):  # an exam certificate embeds its record
+        from grader.exam.closing import read_certificate
+
+        data = read_certificate(result)
+    else:
+        data = read_result_data(result)
     if public_key is not None:
         key = load_public_key(public_key)
     else:
@@ -111,6 +118,15 @@ def _verify(
     except SignatureError as exc:
         typer.secho(f"INVALID: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
+    if data.get("kind") == "iiotlab-exam-result":
+        from grader.exam.closing import verification_code
+
+        typer.echo(
+            f"valid: exam {data.get('exam')} {data.get('student')} {data.get('score')} / "
+            f"{data.get('max_score')} passed={data.get('passed')} "
+            f"code {verification_code(data)}"
+        )
+        return
     typer.echo(f"valid: {data.get('lab')} {data.get('student')} {data.get('score')}")
 
 

@@ -32,6 +32,10 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(unsigned)).hexdigest()
 
 
+def _line_text(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, ensure_ascii=False, sort_keys=True)
+
+
 class AuditLog:
     """Appends entries to one file; the exam server is its only writer."""
 
@@ -60,7 +64,7 @@ class AuditLog:
             "prev": self.head,
         }
         entry["hash"] = entry_hash(entry)
-        self._file.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+        self._file.write(_line_text(entry) + "\n")
         self._file.flush()
         self.head, self.count = entry["hash"], self.count + 1
         return entry
@@ -104,6 +108,8 @@ def _check_line(number: int, text: str, seq: int, prev: str) -> tuple[dict[str, 
         return entry, f"line {number}: prev does not name the line before (deleted or moved)"
     if entry_hash(entry) != entry["hash"]:
         return entry, f"line {number}: its hash does not match its content (edited)"
+    if _line_text(entry) != text:
+        return entry, f"line {number}: not byte for byte as the server wrote it (edited)"
     return entry, ""
 
 

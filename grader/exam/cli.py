@@ -48,5 +48,60 @@ def _verify_log(
     typer.echo(f"valid: {report.entries} entries, {state}, head {report.head}")
 
 
+def require_sandbox(out: Path) -> None:
+    """Exams refuse to run without the bubblewrap sandbox (issue #10)."""
+    from grader.pipeline import hidden_paths
+    from grader.sandbox import SandboxUnavailableError, choose_sandbox
+    from iiotlab.settings import Settings
+
+    try:
+        choose_sandbox("bubblewrap", hidden_paths(Settings.from_env(), out, ()))
+    except SandboxUnavailableError as exc:
+        typer.secho(
+            f"error: an exam needs the bubblewrap sandbox: {exc}. Install it "
+            "(Debian/Ubuntu: apt-get install bubblewrap) and allow unprivileged user "
+            "namespaces (sysctl kernel.unprivileged_userns_clone=1), then start again.",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(2) from None
+
+
+@exam_app.command("serve")
+def _serve(
+    exam: Path = typer.Argument(..., help="The exam.yaml."),
+    roster: Path = typer.Option(..., "--roster", help="CSV with a 'student' column."),
+    out: Path = typer.Option(..., "--out", help="New folder: codes, audit log, results."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address every portal, plant, broker and platform binds."
+    ),
+    port: int = typer.Option(8080, "--port", min=0, max=65535, help="Portal port (0: any)."),
+    json_line: bool = typer.Option(False, "--json", help="Print one JSON line when ready."),
+    labs: Path | None = typer.Option(None, "--labs", help="Your own labs folder."),
+    wait_gateway: float = typer.Option(
+        30.0, "--wait-gateway", min=1.0, help="Seconds an attempt waits for the gateway's message."
+    ),
+    parallel: int = typer.Option(2, "--parallel", min=1, max=64, help="Gradings at a time."),
+) -> None:
+    """Run an exam: a live lab per candidate and task, the portal and the proctor dashboard."""
+    import asyncio
+
+    from grader.exam.runserver import ServeOptions, serve
+    from grader.exam.spec import load_exam
+    from grader.exam.state import read_roster
+
+    spec = load_exam(exam, labs)
+    students = read_roster(roster)
+    if out.exists() and any(out.iterdir()):
+        from iiotlab.errors import ConfigError
+
+        raise ConfigError("the out folder is not empty", file=out, expected="a new folder per exam")
+    require_sandbox(out)
+    options = ServeOptions(
+        spec, tuple(students), out, host, port, json_line, wait_gateway, parallel
+    )
+    asyncio.run(serve(options))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(exam_app, name="exam")

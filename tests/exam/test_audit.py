@@ -64,7 +64,10 @@ def test_editing_and_rehashing_the_chain_fails_on_the_signature(
         if entry["kind"] == "exam_closed":
             entry["data"]["head"] = prev
         entry["hash"] = prev = entry_hash(entry)
-    path.write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries),
+        encoding="utf-8",
+    )
     assert verify_log(path, None).ok  # the chain alone cannot tell
     report = verify_log(path, key.private.public_key())
     assert not report.ok and "signature" in report.problems[0]
@@ -123,3 +126,11 @@ def test_verify_log_command(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["exam", "verify-log", str(path), "--public-key", str(pem)])
     assert bad.exit_code == 1
     assert "INVALID" in bad.output and "line 2" in bad.output
+
+
+def test_a_whitespace_edit_fails(tmp_path: Path, key: SigningKey) -> None:
+    path = closed_log(tmp_path / "audit.jsonl", key)
+    rows = lines(path)
+    rows[1] = rows[1] + " "
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert not verify_log(path, key.private.public_key()).ok

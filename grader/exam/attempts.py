@@ -1,0 +1,83 @@
+"""Grade an attempt against the candidate's RUNNING gateway on its live environment.
+
+As practice mode (`iiotlab grade --gateway-running`): the grader plays the lab's scenario
+and observes, but on the environment the candidate has developed against since the start,
+which the exam server owns (runner.LabRun on a caller's LabEnvironment). Kill and restart
+steps are skipped and recorded. What the environment saw before the attempt (development,
+earlier attempts) is left out of the observation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from grader.environment import NotGradableError
+from grader.exam.live import LiveLab
+from grader.gateway_process import SweepError
+from grader.observation import DeviceObservation, Observation, TruthSeries
+from grader.results import Result
+from grader.runner import GatewaySpec, LabRun, now_ms, publish
+from grader.scoring import CheckCrashError, build_result, not_gradable, run_checks
+from grader.signing import SigningKey
+
+logger = logging.getLogger(__name__)
+TRUTH_LEAD_MS = 5_000  # truth just before the attempt: a value read then is still checked
+
+
+def _truth_since(truth: TruthSeries, since_ms: int) -> TruthSeries:
+    return TruthSeries(tuple(s for s in truth.samples if s[0] >= since_ms - TRUTH_LEAD_MS))
+
+
+def _device_since(device: DeviceObservation, since_ms: int) -> DeviceObservation:
+    return replace(
+        device,
+        truth=_truth_since(device.truth, since_ms),
+        writes=tuple(w for w in device.writes if w.ts_ms >= since_ms),
+        opcua_sessions=tuple(
+            s for s in device.opcua_sessions if s.closed_ms is None or s.closed_ms >= since_ms
+        ),
+    )
+
+
+def since(observation: Observation, since_ms: int) -> Observation:
+    """The observation without what happened before `since_ms` (the attempt's start)."""
+    return replace(
+        observation,
+        messages=tuple(m for m in observation.messages if m.received_ms >= since_ms),
+        truth=_truth_since(observation.truth, since_ms),
+        truth_events=tuple(e for e in observation.truth_events if e.ts_ms >= since_ms),
+        writes=tuple(w for w in observation.writes if w.ts_ms >= since_ms),
+        opcua_sessions=tuple(
+            s for s in observation.opcua_sessions if s.closed_ms is None or s.closed_ms >= since_ms
+        ),
+        line=tuple(_device_since(d, since_ms) for d in observation.line),
+    )
+
+
+async def grade_attempt(live: LiveLab, out_dir: Path, key: SigningKey, wait_s: float) -> Result:
+    """Play the lab on `live` now; a signed result written to `out_dir`."""
+    run = replace(live.run, out_dir=Path(os.path.abspath(out_dir)))  # noqa: ASYNC240
+    async with live.lock:
+        started = now_ms()
+        env = live.env
+        # the wait for the gateway's first message must see a message of this attempt
+        env.messages.clear()
+        lab_run = LabRun(env, GatewaySpec(None, out_dir, wait_s=wait_s))
+        try:
+            observation = since(await lab_run.play(), started)
+            assert env.datasheet is not None
+            checks = run_checks(live.plan, env.datasheet, observation)
+            result = build_result(run.lab, run.student, run.seed, started, now_ms(), checks)
+            sandbox = {
+                "kind": "external",
+                "note": "exam: the candidate ran the gateway on their workstation",
+            }
+            result = result.model_copy(update={"sandbox": sandbox})
+        except (NotGradableError, CheckCrashError, SweepError, OSError) as exc:
+            logger.warning("%s/%s not gradable: %s", run.lab.id, run.student, exc)
+            reason = str(exc) or repr(exc)
+            result = not_gradable(run.lab, run.student, run.seed, started, now_ms(), reason)
+    return publish(run, result, key)

@@ -1,0 +1,151 @@
+"""A candidate's live lab environment for one task, kept alive for the whole exam.
+
+The environment is the grader's own LabEnvironment (simulation, broker, platform where the
+lab needs it, fault proxies, observer), all on loopback. The candidate's workstation reaches
+it through public relays bound on the exam's --host, in front of the fault proxies, so a
+scenario's outage still cuts the candidate's links. What the candidate gets (gateway.env,
+datasheet) names the relays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from grader.environment import LabEnvironment, StudentRun
+from grader.exam.spec import ExamTask
+from grader.faults.proxy import TcpFaultProxy
+from grader.spec import LabPlan
+from iiotlab.datasheet import Datasheet
+
+DATASHEET_NAME = "datasheet.json"
+CA_NAME = "ca.pem"
+
+
+def _moved(url: str, host: str, port: int) -> str:
+    """`url` with its host:port replaced (credentials and path kept)."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@{host}:{port}" if credentials else f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class LiveLab:
+    """One (candidate, task): the running environment and its public relays."""
+
+    def __init__(
+        self, task: ExamTask, plan: LabPlan, run: StudentRun, host: str, advertised: str
+    ) -> None:
+        self.task, self.plan, self.run = task, plan, run
+        self.host, self.advertised = host, advertised
+        self.env = LabEnvironment(run)
+        self.lock = asyncio.Lock()  # one attempt at a time on this environment
+        self.relays: dict[str, TcpFaultProxy] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    async def start(self) -> None:
+        try:
+            await self._stack.enter_async_context(self.env)
+            await self._relay_all()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+
+    async def _relay(self, name: str, port: int) -> None:
+        relay = TcpFaultProxy("127.0.0.1", port, host=self.host)
+        self.relays[name] = await self._stack.enter_async_context(relay)
+
+    async def _relay_all(self) -> None:
+        env = self.env
+        assert env.mqtt_proxy is not None
+        await self._relay("mqtt", env.mqtt_proxy.port)
+        if env.modbus_proxy is not None:
+            await self._relay("modbus", env.modbus_proxy.port)
+        if env.sim.opcua_url:
+            port = urlsplit(env.sim.opcua_url).port
+            assert port is not None
+            await self._relay("opcua", port)
+        if env.platform_url:
+            port = urlsplit(env.platform_url).port
+            assert port is not None
+            await self._relay("platform", port)
+
+    # -- what the candidate gets ------------------------------------------------------
+
+    def endpoints(self) -> dict[str, Any]:
+        """Where the candidate's gateway connects, and with what credentials."""
+        env, host = self.env, self.advertised
+        access = env.broker_info
+        out: dict[str, Any] = {
+            "mqtt": {
+                "url": self.gateway_env()["IIOTLAB_MQTT_URL"],
+                "host": host,
+                "port": self.relays["mqtt"].port,
+                "tls": access.tls_required,
+                "username": access.gateway_username,
+                "password": access.gateway_password,
+            },
+            "tenant": env.tenant,
+            "device": env.device,
+        }
+        if "modbus" in self.relays:
+            out["modbus"] = {"host": host, "port": self.relays["modbus"].port}
+        if "opcua" in self.relays:
+            out["opcua"] = {"url": self.gateway_env()["IIOTLAB_OPCUA_URL"]}
+        if "platform" in self.relays:
+            out["platform"] = {
+                "url": self.gateway_env()["IIOTLAB_PLATFORM_URL"],
+                "token": env.student_platform_token,
+            }
+        return out
+
+    def gateway_env(self) -> dict[str, str]:
+        """Practice mode's gateway.env for a remote workstation: the relays' addresses, and
+        the datasheet (and CA) as file names next to the downloaded gateway.env."""
+        env, host = self.env, self.advertised
+        variables = env.gateway_env()
+        variables["IIOTLAB_MQTT_URL"] = _moved(
+            variables["IIOTLAB_MQTT_URL"], host, self.relays["mqtt"].port
+        )
+        variables["IIOTLAB_DATASHEET"] = DATASHEET_NAME
+        variables["IIOTLAB_STATE_DIR"] = "state"
+        if "IIOTLAB_MQTT_CA" in variables:
+            variables["IIOTLAB_MQTT_CA"] = CA_NAME
+        if "modbus" in self.relays:
+            variables["IIOTLAB_MODBUS_HOST"] = host
+            variables["IIOTLAB_MODBUS_PORT"] = str(self.relays["modbus"].port)
+        if "opcua" in self.relays:
+            variables["IIOTLAB_OPCUA_URL"] = _moved(
+                variables["IIOTLAB_OPCUA_URL"], host, self.relays["opcua"].port
+            )
+        if "platform" in self.relays:
+            variables["IIOTLAB_PLATFORM_URL"] = _moved(
+                variables["IIOTLAB_PLATFORM_URL"], host, self.relays["platform"].port
+            )
+        return variables
+
+    def gateway_env_text(self) -> str:
+        return "".join(f"{k}={shlex.quote(v)}\n" for k, v in self.gateway_env().items())
+
+    def datasheet(self) -> dict[str, Any]:
+        """The candidate's datasheet, naming the public addresses."""
+        sheet: Datasheet | None = self.env.datasheet
+        assert sheet is not None
+        data: dict[str, Any] = json.loads(sheet.model_dump_json(exclude_none=True))
+        if "modbus" in self.relays and isinstance(data.get("modbus"), dict):
+            data["modbus"].update(host=self.advertised, port=self.relays["modbus"].port)
+        if "opcua" in self.relays and isinstance(data.get("opcua"), dict):
+            data["opcua"]["endpoint"] = self.gateway_env()["IIOTLAB_OPCUA_URL"]
+        return data
+
+    def ca_file(self) -> Path | None:
+        ca = self.env.broker_info.ca_file
+        return Path(ca) if ca else None
