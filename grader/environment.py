@@ -26,6 +26,7 @@ from grader.probes.context import BrokerAccess
 from grader.spec import LabPlan, LabSpec
 
 if TYPE_CHECKING:
+    from grader.modbus_tap import ModbusTap
     from iiotlab.certs import TlsFiles
     from iiotlab.mqtt import Broker, MqttClient
     from simulators.simulation import Simulation
@@ -91,6 +92,7 @@ class LabEnvironment:
         self.mqtt_proxy: TcpFaultProxy | None = None
         self.modbus_proxy: TcpFaultProxy | None = None
         self.student_proxy_port: int | None = None  # modbus_proxy labs: the submission's port
+        self.tap: ModbusTap | None = None  # modbus_tap labs: the grader's Modbus tap (sec-04)
         self.datasheet: Datasheet | None = None
         self.datasheet_path = run.out_dir / "datasheet.json"
         self.line: list[line.LineDevice] = []  # multi-plant labs: every device, in order
@@ -115,6 +117,8 @@ class LabEnvironment:
             await self._start_proxies()
             if self.lab.modbus_proxy:
                 self.student_proxy_port = free_port()
+            if self.lab.modbus_tap:
+                await self._start_tap()
             await self._start_observer()
         except BaseException:
             await self.stop()
@@ -319,6 +323,20 @@ class LabEnvironment:
             encoding="utf-8",
         )
 
+    async def _start_tap(self) -> None:
+        """sec-04: the grader's Modbus tap in front of the PLC (grader/modbus_tap.py)."""
+        from grader.modbus_tap import ModbusTap, tap_schedule
+
+        if not self.sim.modbus_port or self.datasheet is None:
+            raise NotGradableError("modbus_tap needs the plant's Modbus server")
+        tap = ModbusTap(
+            "127.0.0.1",
+            self.sim.modbus_port,
+            self.datasheet.modbus.unit_id,
+            tap_schedule(self.run.seed),
+        )
+        self.tap = await self._stack.enter_async_context(tap)
+
     def admin_url(self) -> tuple[str, Path | None]:
         access = self.broker_access
         assert access is not None
@@ -392,6 +410,7 @@ class LabEnvironment:
             line=manifest.resolve() if manifest is not None else None,
             platform_url=self.platform_url if self.student_platform_token else None,
             platform_token=self.student_platform_token if self.platform_url else None,
+            tap_url=self.tap.url if self.tap is not None else None,
         )
         return variables.to_environ()
 

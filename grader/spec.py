@@ -144,6 +144,11 @@ class LabSpec(_Frozen):
         default=False,
         description="the submission is a Modbus TCP proxy: it listens on IIOTLAB_PROXY_PORT",
     )
+    modbus_tap: bool = Field(
+        default=False,
+        description="the grader's Modbus tap and plant-network traffic (grader/modbus_tap.py); "
+        "the submission reads the tap's feed at IIOTLAB_TAP_URL",
+    )
     limits: RunLimits = RunLimits()
     scenario: tuple[ScenarioStep, ...] = ()
     checks: tuple[CheckSpec, ...] = Field(min_length=1)

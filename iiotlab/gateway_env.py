@@ -38,6 +38,9 @@ class GatewayEnvironment(BaseModel):
         default=None, ge=1, le=65535, description="modbus_proxy labs: where to listen"
     )
     platform_url: str | None = Field(default=None, description="platform labs")
+    tap_url: str | None = Field(
+        default=None, description="modbus_tap labs: tcp://host:port of the Modbus tap's feed"
+    )
     platform_token: str | None = Field(default=None, description="platform labs: bearer token")
 
     @classmethod
