@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any
 
@@ -131,7 +132,9 @@ def _me(service: ExamService, candidate: Candidate) -> dict[str, Any]:
             "pass_mark": exam.spec.pass_mark,
             "max_points": exam.spec.max_points,
         },
-        "deadline": service.clock.deadline_wall(candidate),
+        "deadline": datetime.fromtimestamp(clock.deadline_wall(candidate), UTC).isoformat(
+            timespec="seconds"
+        ),
         "time_left_s": round(clock.time_left(candidate), 1),
         "paused": clock.paused,
         "ended": clock.ended,

@@ -114,12 +114,18 @@ async def start_reference_gateway(
     client: httpx.AsyncClient, headers: dict[str, str], task: str, folder: Path
 ) -> asyncio.subprocess.Process:
     """As a candidate: download gateway.env and the datasheet, run the reference gateway."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (a test's tmp folder)
     env_text = (await client.get(f"/api/tasks/{task}/gateway.env", headers=headers)).text
     (folder / "gateway.env").write_text(env_text, encoding="utf-8")
     sheet = await client.get(f"/api/tasks/{task}/datasheet", headers=headers)
     sheet.raise_for_status()
     (folder / "datasheet.json").write_text(sheet.text, encoding="utf-8")
+    return await run_gateway(folder)
+
+
+async def run_gateway(folder: Path) -> asyncio.subprocess.Process:
+    """The reference gateway, started with the gateway.env in `folder` (as a candidate does)."""
+    env_text = (folder / "gateway.env").read_text(encoding="utf-8")
     env = {"PATH": os.environ["PATH"], "HOME": str(folder), **parse_env(env_text)}
     return await asyncio.create_subprocess_exec(
         *iiotlab_command(), "gateway", "run", "--from-env",

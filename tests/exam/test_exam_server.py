@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,15 @@ async def test_two_candidates_through_the_exam(tmp_path: Path) -> None:
             assert env1["IIOTLAB_MODBUS_PORT"] != env2["IIOTLAB_MODBUS_PORT"]
             # each candidate's own plant: the datasheets differ (per-student variants)
             sheet1 = (await client.get(f"/api/tasks/{TASK}/datasheet", headers=h1)).json()
+            sheet2 = (await client.get(f"/api/tasks/{TASK}/datasheet", headers=h2)).json()
             assert sheet1["modbus"]["port"] == int(env1["IIOTLAB_MODBUS_PORT"])
+            assert sheet2["modbus"]["port"] == int(env2["IIOTLAB_MODBUS_PORT"])
+            # nothing of s2's (credentials, ports, datasheet) reaches s1's token
+            seen_by_s1 = json.dumps([me1, sheet1])
+            s2_mqtt = me2["tasks"][0]["endpoints"]["mqtt"]
+            assert s2_mqtt["password"] not in seen_by_s1
+            assert f":{s2_mqtt['port']}" not in seen_by_s1
+            assert f'"port": {sheet2["modbus"]["port"]}' not in seen_by_s1
 
             # s2 gets 50 % extra time from the proctor
             proctor = exam.proctor_headers()
