@@ -313,18 +313,26 @@ def _statistic(function: str, values: Sequence[float]) -> float:
 
 def _sampling_error(function: str, values: Sequence[float], n_gateway: float) -> float:
     """Standard error of the statistic over n_gateway of the window's samples (a subset of
-    the truth's), versus over all of them."""
+    the truth's) versus over all of them. The sample-to-sample noise is measured from
+    successive differences, so a trend or a step (a ramp) adds nothing: only noise makes two
+    subsets of one window disagree."""
     n_truth = len(values)
-    if n_truth < 2 or n_gateway >= n_truth:
+    if n_truth < 3 or n_gateway >= n_truth:
         return 0.0
     shrink = math.sqrt(max(0.0, 1 / n_gateway - 1 / n_truth))
-    squares = [v * v for v in values] if function == "rms" else list(values)
-    mean = sum(squares) / n_truth
-    spread = math.sqrt(sum((s - mean) ** 2 for s in squares) / (n_truth - 1))
+    terms = [v * v for v in values] if function == "rms" else list(values)
+    # robust: the median absolute step (x 1.4826 for a normal spread) ignores the few
+    # steps of the process itself (a burst starting), which are edges, not noise
+    steps = sorted(abs(b - a) for a, b in itertools.pairwise(terms))
+    noise = 1.4826 * steps[len(steps) // 2] / math.sqrt(2)
+    # a step of the process inside the window (a burst's edge) is seen up to one poll
+    # early or late: it moves that step's share of the window by 1 / n_gateway
+    edges = sum(d for d in steps if d > 6 * noise) / n_gateway
+    error = noise * shrink
     if function == "rms":
-        rms = math.sqrt(mean)
-        return spread * shrink / (2 * rms) if rms > 0 else math.sqrt(spread * shrink)
-    return spread * shrink
+        rms = math.sqrt(sum(terms) / n_truth)
+        return (error + edges) / (2 * rms) if rms > 0 else math.sqrt(error + edges)
+    return error + edges
 
 
 def _expected_range(
