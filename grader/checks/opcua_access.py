@@ -27,6 +27,7 @@ from simulators.plants import plant_class
 if TYPE_CHECKING:
     from grader.probes.context import ProbeContext
 
+RETAINED_ATTEMPTS = 3  # fresh subscriptions while only live (non-retained) meta arrives
 VALUE_ATTRIBUTE = 13  # OPC UA AttributeId of a node's Value
 NUMERIC_KINDS = ("float", "int", "counter")
 _NAMESPACE = re.compile(r"^ns=\d+;")
@@ -146,7 +147,7 @@ class UnitsParams(CheckParams):
     tags: list[str] | None = Field(
         default=None, description="tags whose units and range are graded (default: numeric)"
     )
-    at: float = Field(default=5.0, ge=0, description="s after start: retained meta probe")
+    at: float = Field(default=8.0, ge=0, description="s after start: retained meta probe")
     wait_s: float = Field(default=3.0, gt=0)
     relative_tolerance: float = Field(default=1e-6, ge=0)
 
@@ -229,7 +230,12 @@ def opcua_units_published(ctx: CheckContext[UnitsParams]) -> CheckOutcome:
 async def probe_retained_meta(ctx: ProbeContext[UnitsParams]) -> None:
     await ctx.sleep_until(ctx.params.at)
     topic = f"iiot/{ctx.tenant}/{ctx.device}/meta"
-    saw = await ctx.env.first_retained(topic, wait_s=ctx.params.wait_s)
+    for _ in range(RETAINED_ATTEMPTS):
+        saw = await ctx.env.first_retained(topic, wait_s=ctx.params.wait_s)
+        # A live publish can reach the fresh subscription before any retained copy exists
+        # (a gateway slow to start): subscribe afresh, the broker now holds it if retained.
+        if saw is None or saw.retain:
+            break
     meta, error = _decoded_meta(saw)
     ok = saw is not None and saw.retain and meta is not None
     ctx.record(

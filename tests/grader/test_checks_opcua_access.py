@@ -174,3 +174,52 @@ def test_a_meta_that_breaks_the_contract_scores_no_tag() -> None:
 
 def test_no_meta_scores_nothing() -> None:
     assert units(observe()).points == 0
+
+
+class ScriptedBroker:
+    """first_retained answers from a script: what successive fresh subscriptions got."""
+
+    def __init__(self, answers: list[ObservedMessage | None]) -> None:
+        self.answers = answers
+        self.subscriptions = 0
+
+    async def first_retained(self, topic: str, wait_s: float) -> ObservedMessage | None:
+        self.subscriptions += 1
+        return self.answers.pop(0) if self.answers else None
+
+
+async def probe_with(broker: ScriptedBroker) -> ProbeRecord:
+    import time
+
+    from grader.checks.opcua_access import UnitsParams, probe_retained_meta
+    from grader.probes.context import ProbeContext
+
+    records: list[ProbeRecord] = []
+    context: ProbeContext[Any] = ProbeContext(
+        "c",
+        UnitsParams(at=0),
+        LAB,
+        SHEET,
+        TENANT,
+        DEVICE,
+        broker,
+        time.monotonic(),
+        records,  # type: ignore[arg-type]
+    )
+    await probe_retained_meta(context)
+    assert len(records) == 1
+    return records[0]
+
+
+async def test_retained_probe_subscribes_afresh_after_a_live_publish() -> None:
+    tags = {t: served(t) for t in TAGS}
+    broker = ScriptedBroker([meta_message(tags, retain=False), meta_message(tags, retain=True)])
+    record = await probe_with(broker)
+    assert record.ok and broker.subscriptions == 2
+
+
+async def test_retained_probe_fails_a_gateway_that_never_retains() -> None:
+    live = [meta_message({t: served(t) for t in TAGS}, retain=False) for _ in range(5)]
+    broker = ScriptedBroker(live)
+    record = await probe_with(broker)
+    assert not record.ok and broker.subscriptions == 3 and "retain=False" in record.saw
