@@ -327,7 +327,18 @@ class CurriculumPool:
         return None
 
     def close(self) -> None:
-        for future in self._futures.values():
-            future.cancel()
+        """Cancel what is left (LocalGrader kills a cancelled grading's process), then stop."""
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self._pending:
+            asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout=60)
+            with self._lock:
+                self.stats.finished = time.monotonic()
+                self.stats.cpu_s = _children_cpu() - self.stats.cpu_before
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
