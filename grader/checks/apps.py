@@ -34,7 +34,7 @@ from pydantic import Field
 
 from grader.checks.platform import PlatformParams, _answer, _get, _no_answer, _wait
 from grader.checks.registry import CheckContext, CheckOutcome, check, probe
-from grader.observation import TruthSeries
+from grader.observation import Observation, TruthSeries
 
 if TYPE_CHECKING:
     from grader.probes.context import ProbeContext
@@ -150,10 +150,17 @@ def truth_range(
     return min(values), exact, max(values)
 
 
-def graded_windows(started_ms: int, query_ms: int, params: OeeParams, line: LineTruth) -> list[int]:
+def data_from_ms(obs: Observation, from_s: float) -> int:
+    """When the APP can have data: from_s after the gateway's start, and not before the
+    gateway's first telemetry arrived (a gateway slow to start on a busy machine)."""
+    first_message = min((t.received_ms for t in obs.telemetry), default=obs.finished_ms)
+    return max(obs.started_ms + int(from_s * 1000), first_message)
+
+
+def graded_windows(data_ms: int, query_ms: int, params: OeeParams, line: LineTruth) -> list[int]:
     """Starts of the epoch-aligned windows the APP must have written by the query."""
     width = int(params.window_s * 1000)
-    first = -(-(started_ms + int(params.from_s * 1000)) // width) * width
+    first = -(-data_ms // width) * width
     last_end = query_ms - int(params.settle_s * 1000)
     return [
         start
@@ -208,7 +215,8 @@ def platform_oee_matches_truth(ctx: CheckContext[OeeParams]) -> CheckOutcome:
     if record is None or not record.ok:
         return _no_answer(ctx, record, where)
     line = LineTruth.of(obs.truth)
-    starts = graded_windows(obs.started_ms, record.ts_ms, params, line) if line else []
+    data_ms = data_from_ms(obs, params.from_s)
+    starts = graded_windows(data_ms, record.ts_ms, params, line) if line else []
     written = _points(record.detail.get("body"))
     rows = compare_windows(line, starts, written, params) if line else []
     present = [row for row in rows if row["saw"] is not None]

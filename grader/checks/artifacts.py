@@ -150,8 +150,11 @@ class CleanTruth:
 
 
 def graded_range(obs: Observation, params: ArtifactParams, step_ms: int) -> list[int]:
-    """Starts of the whole steps between from_s after the start and settle_s before the end."""
-    first = -(-(obs.started_ms + int(params.from_s * 1000)) // step_ms) * step_ms
+    """Starts of the whole steps between from_s after the start (and not before the
+    gateway's first telemetry arrived) and settle_s before the end."""
+    first_message = min((t.received_ms for t in obs.telemetry), default=obs.finished_ms)
+    data_ms = max(obs.started_ms + int(params.from_s * 1000), first_message)
+    first = -(-data_ms // step_ms) * step_ms
     last_end = obs.finished_ms - int(params.settle_s * 1000)
     return list(range(first, last_end - step_ms + 1, step_ms))
 

@@ -9,7 +9,7 @@ import pytest
 
 from grader.checks.apps import LineTruth, window_figures
 from grader.observation import ProbeRecord, TruthSeries
-from tests.grader.builders import T0, observation, run_check
+from tests.grader.builders import T0, observation, run_check, telemetry
 
 pytestmark = pytest.mark.unit
 
@@ -73,8 +73,9 @@ def exact(metric: str, sample_lag_ms: int = 0) -> Callable[[int], float]:
     return figure
 
 
-def grade(metric: str, record: ProbeRecord, **params: Any) -> Any:
-    obs = observation([], seconds=42, probes=(record,))
+def grade(metric: str, record: ProbeRecord, first_data_ms: int = T0 + 800, **params: Any) -> Any:
+    gateway = [telemetry(1, first_data_ms - 20, {"state": 1}, received=first_data_ms)]
+    obs = observation(gateway, seconds=42, probes=(record,))
     obs = type(obs)(**{**obs.__dict__, "truth": TRUTH})
     return run_check("platform_oee_matches_truth", obs, metric=metric, **params)
 
@@ -135,3 +136,21 @@ def test_the_truth_model() -> None:
     assert figures["oee"] == pytest.approx(
         figures["availability"] * figures["performance"] * figures["quality"]
     )
+
+
+def test_windows_before_the_gateways_first_message_are_not_graded() -> None:
+    """A gateway slow to start on a busy machine: the APP has no data for the first window."""
+    late = app_answer("availability", exact("availability"))
+    late = ProbeRecord(
+        "c",
+        "series",
+        QUERY,
+        "HTTP 200",
+        "HTTP 200",
+        True,
+        {"body": {"points": late.detail["body"]["points"][1:]}},
+    )
+    assert not grade("availability", late).passed
+    outcome = grade("availability", late, first_data_ms=STARTS[0] + 3000)
+    assert outcome.passed, outcome.evidence
+    assert [w["window"] for w in outcome.evidence["saw"]["windows"]] == STARTS[1:]

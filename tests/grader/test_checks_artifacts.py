@@ -141,3 +141,14 @@ def test_rows_off_the_second_grid_are_missing_rows() -> None:
     obs = base(csv_file("power_1s.csv", SERIES_HEADER, shifted))
     outcome = run_check("artifact_series_matches_truth", obs, **SERIES)
     assert "a row for 0 of" in outcome.message
+
+
+def test_seconds_before_the_gateways_first_reading_are_not_graded() -> None:
+    late_rows = [row for row in series_rows() if row[0] >= T0 + 12_000]
+    obs = base(csv_file("power_1s.csv", SERIES_HEADER, late_rows))
+    assert not run_check("artifact_series_matches_truth", obs, **SERIES).passed
+    late_start = replace(
+        obs, messages=tuple(m for m in obs.messages if m.received_ms > T0 + 11_500)
+    )
+    outcome = run_check("artifact_series_matches_truth", late_start, **SERIES)
+    assert outcome.passed, outcome.evidence
