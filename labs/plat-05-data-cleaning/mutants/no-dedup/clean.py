@@ -3,8 +3,8 @@
 Every second: export the run's active_power readings from the platform (REST API, student
 token), then
 1. drop duplicates and replays: one reading per timestamp (the first);
-2. remove spikes: a reading more than SPIKE_KW from the median of the readings around it
-   (3 before, 3 after) is a sensor glitch;
+2. remove spikes: a reading more than SPIKE_KW from the median of the readings within
+   WINDOW_MS of it (before and after, itself included) is a sensor glitch;
 3. resample to 1 s: each second's value is the mean of its readings, or the previous
    second's value when it has none;
 4. per 10 s shift (aligned on the epoch): readings (distinct timestamps, step 1), the mean
@@ -14,6 +14,7 @@ and write power_1s.csv and shifts.csv to IIOTLAB_OUTPUT_DIR (each replaced whole
 
 from __future__ import annotations
 
+import bisect
 import csv
 import os
 import statistics
@@ -25,7 +26,7 @@ import httpx
 
 METRIC = "active_power"
 SPIKE_KW = 30.0
-NEIGHBOURS = 3
+WINDOW_MS = 2000
 SECOND_MS = 1000
 SHIFT_MS = 10_000
 SETTLE_MS = 1500  # a shift is written once it closed this long ago
@@ -49,10 +50,12 @@ def deduplicate(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
 
 
 def despike(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    times = [ts for ts, _ in points]
     kept = []
-    for index, (ts, value) in enumerate(points):
-        around = points[max(0, index - NEIGHBOURS) : index + NEIGHBOURS + 1]
-        if abs(value - statistics.median(v for _, v in around)) <= SPIKE_KW:
+    for ts, value in points:
+        low = bisect.bisect_left(times, ts - WINDOW_MS)
+        high = bisect.bisect_right(times, ts + WINDOW_MS)
+        if abs(value - statistics.median(v for _, v in points[low:high])) <= SPIKE_KW:
             kept.append((ts, value))
     return kept
 
