@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from iiotlab.mqtt import Broker, MqttClient
     from simulators.simulation import Simulation
 from grader.mosquitto_submission import MosquittoSubmission
-from grader.submission import BrokerPolicy
+from grader.submission import BrokerPolicy, SubmissionError
 from iiotlab.datasheet import Datasheet
 from iiotlab.errors import IiotlabError
 from iiotlab.gateway_env import GatewayEnvironment
@@ -242,6 +242,13 @@ class LabEnvironment:
         try:
             self.broker = await self._stack.enter_async_context(broker)
         except (OSError, BrokerStartError) as exc:
+            if "Error" in str(exc) and "in use" not in str(exc):  # mosquitto refused the files
+                raise SubmissionError(
+                    f"Mosquitto refused your configuration: {exc}",
+                    file=submission.folder / "mosquitto.conf",
+                    expected="a configuration mosquitto 2.0 starts with (try `mosquitto -c "
+                    "mosquitto.conf` after envsubst)",
+                ) from exc
             raise NotGradableError(f"the student's mosquitto did not start: {exc}") from exc
         plaintext = submission.plaintext is not None
         self.broker_access = BrokerAccess(

@@ -35,9 +35,16 @@ from grader.probes.context import ProbeContext
 from grader.report import write_reports
 from grader.results import Result, write_result
 from grader.sandbox import PlainSandbox, RunLimits, Sandbox, Workspace
-from grader.scoring import CheckCrashError, build_result, not_gradable, run_checks
+from grader.scoring import (
+    CheckCrashError,
+    build_result,
+    not_gradable,
+    run_checks,
+    submission_error,
+)
 from grader.signing import SigningKey
 from grader.spec import ScenarioStep
+from grader.submission import SubmissionError
 from iiotlab.datasheet import Datasheet
 
 logger = logging.getLogger(__name__)
@@ -395,6 +402,8 @@ async def grade(run: StudentRun, gateway: GatewaySpec, key: SigningKey) -> Resul
         checks = run_checks(run.plan, outcome.datasheet, outcome.observation)
         result = build_result(run.lab, run.student, run.seed, started, now_ms(), checks)
         result = result.model_copy(update={"sandbox": outcome.sandbox})
+    except SubmissionError as exc:  # the student's files, refused while starting (sec-03)
+        result = submission_error(run.lab, run.student, run.seed, started, now_ms(), exc)
     except (NotGradableError, CheckCrashError, SweepError, OSError, ImportError) as exc:
         logger.warning("%s/%s not gradable: %s", run.lab.id, run.student, exc)
         reason = str(exc) or repr(exc)
