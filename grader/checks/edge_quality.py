@@ -298,7 +298,6 @@ class DerivedParams(CheckParams):
     function: Literal["rms", "mean"]
     window_s: float = Field(gt=0)
     poll_s: float = Field(gt=0, description="the poll interval the lab asks for")
-    sigmas: float = Field(default=4.0, gt=0)
     resolution: float = Field(default=0.01, ge=0)
     min_fraction: float = Field(default=0.9, gt=0, le=1)
     min_messages: int = Field(default=10, ge=1)
@@ -311,35 +310,23 @@ def _statistic(function: str, values: Sequence[float]) -> float:
     return math.sqrt(sum(v * v for v in values) / len(values))
 
 
-def _sampling_error(function: str, values: Sequence[float], n_gateway: float) -> float:
-    """Standard error of the statistic over n_gateway of the window's samples (a subset of
-    the truth's) versus over all of them. The sample-to-sample noise is measured from
-    successive differences, so a trend or a step (a ramp) adds nothing: only noise makes two
-    subsets of one window disagree."""
-    n_truth = len(values)
-    if n_truth < 3 or n_gateway >= n_truth:
-        return 0.0
-    shrink = math.sqrt(max(0.0, 1 / n_gateway - 1 / n_truth))
-    terms = [v * v for v in values] if function == "rms" else list(values)
-    # robust: the median absolute step (x 1.4826 for a normal spread) ignores the few
-    # steps of the process itself (a burst starting), which are edges, not noise
-    steps = sorted(abs(b - a) for a, b in itertools.pairwise(terms))
-    noise = 1.4826 * steps[len(steps) // 2] / math.sqrt(2)
-    # a step of the process inside the window (a burst's edge) is seen up to one poll
-    # early or late: it moves that step's share of the window by 1 / n_gateway
-    edges = sum(d for d in steps if d > 6 * noise) / n_gateway
-    error = noise * shrink
-    if function == "rms":
-        rms = math.sqrt(sum(terms) / n_truth)
-        return (error + edges) / (2 * rms) if rms > 0 else math.sqrt(error + edges)
-    return error + edges
+def _phase_statistics(function: str, values: Sequence[float], step: int) -> list[float]:
+    """The statistic over every subset a poller taking each step-th sample could have read."""
+    subsets = [values[phase::step] for phase in range(step)]
+    return [_statistic(function, subset) for subset in subsets if subset]
 
 
 def _expected_range(
     truth: TruthSeries, params: DerivedParams, ts: int
 ) -> tuple[float, float, float] | None:
-    """(exact statistic, low, high) for the window ending at ts: both edges moved by up to
-    one poll interval either way, widened by the sampling error of polling at poll_s."""
+    """(exact statistic, low, high) for the window ending at ts.
+
+    The gateway reads every poll_s what the simulator served: about every step-th truth
+    sample (step = poll_s / the truth's tick). The range is the statistic over each such
+    subset (every phase), with both window edges moved by up to one poll either way,
+    widened by the spread between the phases (a poller's jitter mixes them) and the
+    resolution.
+    """
     window, shift = int(params.window_s * 1000), int(params.poll_s * 1000)
     times = truth.times
 
@@ -355,15 +342,18 @@ def _expected_range(
     exact_values = values(ts - window, ts)
     if len(exact_values) < 2:
         return None
+    lo, hi = bisect.bisect_right(times, ts - window), bisect.bisect_right(times, ts)
+    gaps = sorted(b - a for a, b in itertools.pairwise(times[lo:hi])) or [100]
+    step = max(1, round(shift / max(1, gaps[len(gaps) // 2])))
     exact = _statistic(params.function, exact_values)
-    candidates = [exact]
+    phases = _phase_statistics(params.function, exact_values, step)
+    candidates = [exact, *phases]
     for start_shift in (-shift, 0, shift):
         for end_shift in (-shift, 0, shift):
             shifted = values(ts - window + start_shift, ts + end_shift)
             if shifted:
-                candidates.append(_statistic(params.function, shifted))
-    error = _sampling_error(params.function, exact_values, params.window_s / params.poll_s)
-    margin = params.sigmas * error + params.resolution
+                candidates += _phase_statistics(params.function, shifted, step)
+    margin = max(phases) - min(phases) + params.resolution
     return exact, min(candidates) - margin, max(candidates) + margin
 
 
@@ -416,9 +406,9 @@ def derived_metric_matches_truth(ctx: CheckContext[DerivedParams]) -> CheckOutco
     ]
     evidence = {
         "expected": f"{params.metric} = {params.function} of the {params.tag} samples in the "
-        f"{params.window_s:g} s ending at the message's ts; range: window edges moved by one "
-        f"poll ({params.poll_s:g} s), plus {params.sigmas:g} standard errors of sampling at "
-        f"that rate, plus {params.resolution:g}",
+        f"{params.window_s:g} s ending at the message's ts; range: over every subset of the "
+        f"samples a poller every {params.poll_s:g} s could read, window edges moved by one "
+        f"poll, widened by the spread between subsets and {params.resolution:g}",
         "saw": {
             "graded": len(graded),
             "right": right,
