@@ -58,7 +58,10 @@ def load_mutant(folder: Path, check_ids: Sequence[str]) -> Mutant:
         raise MutantFormatError(f"{path}: missing (description {{en, zh}} and loses: [...])")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or set(data) != {"description", "loses"}:
-        raise MutantFormatError(f"{path}: needs exactly the keys description and loses")
+        found = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise MutantFormatError(
+            f"{path}: needs exactly the keys description and loses (found: {found})"
+        )
     description = data["description"]
     if (
         not isinstance(description, dict)

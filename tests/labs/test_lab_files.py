@@ -29,13 +29,21 @@ LANGUAGES = ("en", "zh")
 NOT_A_LAB_TARGET = 9
 
 
+def lang_file(lang: str) -> str:
+    return f"README.{lang}.md"
+
+
 @pytest.mark.parametrize("lab", [pytest.param(lab, id=lab.id) for lab in LABS])
 def test_readmes_have_the_same_structure(lab: object) -> None:
     from tests.labs.curriculum import Lab
 
     assert isinstance(lab, Lab)
     assert lab.spec is not None, f"{lab.id}: lab.yaml does not load: {lab.error}"
-    en, zh = (parse_readme(lab.path / f"README.{lang}.md") for lang in LANGUAGES)
+    missing = [
+        f"README.{lang}.md" for lang in LANGUAGES if not (lab.path / lang_file(lang)).is_file()
+    ]
+    assert not missing, f"{lab.id}: missing {', '.join(missing)}"
+    en, zh = (parse_readme(lab.path / lang_file(lang)) for lang in LANGUAGES)
     short = "-".join(lab.id.split("-")[:2])
     for readme in (en, zh):
         title = readme.headings[0] if readme.headings else None
