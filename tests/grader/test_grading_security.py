@@ -1,4 +1,6 @@
-"""sec-01 full runs: the hardened solution, an anonymous broker, a gateway on plain OPC UA."""
+"""sec-01 full runs: an anonymous broker, a gateway on plain OPC UA, each losing exactly its
+check with the evidence that says why. (The solution's full marks on three students:
+tests/labs/test_curriculum.py.)"""
 
 from __future__ import annotations
 
@@ -32,18 +34,17 @@ def submission(root: Path, student: str, *, anonymous: bool, plain_opcua: bool) 
 @pytest.mark.timeout(150)
 async def test_security_lab_scores_each_fault_on_its_check(tmp_path: Path) -> None:
     submissions = tmp_path / "submissions"
-    submission(submissions, "sam", anonymous=False, plain_opcua=False)
     submission(submissions, "ann", anonymous=True, plain_opcua=False)
     submission(submissions, "pat", anonymous=False, plain_opcua=True)
     roster = tmp_path / "roster.csv"
-    roster.write_text("student\nsam\nann\npat\n")
+    roster.write_text("student\nann\npat\n")
     rows = {
         r.student: r
         for r in await grade_class(
             LAB, roster, submissions, tmp_path / "out", parallel=3, show_progress=False
         )
     }
-    assert rows["sam"].score == 100, rows["sam"]
+    assert all(row.gradable for row in rows.values()), rows
     results = {s: read_result_data(tmp_path / "out" / s / "result.json") for s in ("ann", "pat")}
     failed = {s: {c["id"]: c for c in r["checks"] if not c["passed"]} for s, r in results.items()}
     assert set(failed["ann"]) == {"broker"}, failed["ann"]
