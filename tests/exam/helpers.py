@@ -16,6 +16,7 @@ import httpx
 
 from grader.signing import write_new_key
 
+LAB = "net-01-modbus-datasheet"
 EXAM = """\
 id: test-exam
 title: {{en: "Network engineer: practical", zh: "网络工程师实操考核"}}
@@ -25,7 +26,7 @@ pass_mark: 60
 feedback: {feedback}
 counts: best
 tasks:
-  - {{lab: net-01-modbus-datasheet, points: 100, attempts: 2}}
+  - {{lab: {lab}, points: 100, attempts: 2}}
 """
 
 
@@ -63,10 +64,16 @@ def iiotlab_command() -> list[str]:
 
 
 async def start_exam(
-    tmp: Path, students: list[str], *, feedback: str = "full", minutes: float = 30
+    tmp: Path,
+    students: list[str],
+    *,
+    feedback: str = "full",
+    minutes: float = 30,
+    lab: str = LAB,
+    ready_s: float = 90,
 ) -> RunningExam:
     exam = tmp / "exam.yaml"
-    exam.write_text(EXAM.format(feedback=feedback, minutes=minutes), encoding="utf-8")
+    exam.write_text(EXAM.format(feedback=feedback, minutes=minutes, lab=lab), encoding="utf-8")
     roster = tmp / "roster.csv"
     roster.write_text("student\n" + "".join(f"{s}\n" for s in students), encoding="utf-8")
     key_file = tmp / "signing.pem"
@@ -86,7 +93,7 @@ async def start_exam(
     )  # fmt: skip
     assert process.stdout is not None
     try:
-        line = await asyncio.wait_for(process.stdout.readline(), 90)
+        line = await asyncio.wait_for(process.stdout.readline(), ready_s)
     except TimeoutError:
         process.kill()
         raise

@@ -145,9 +145,9 @@ async def test_wrong_codes_are_refused_then_rate_limited(tmp_path: Path) -> None
 
 def test_serve_refuses_without_bubblewrap(tmp_path: Path) -> None:
     exam = tmp_path / "exam.yaml"
-    from tests.exam.helpers import EXAM
+    from tests.exam.helpers import EXAM, LAB
 
-    exam.write_text(EXAM.format(feedback="score", minutes=10), encoding="utf-8")
+    exam.write_text(EXAM.format(feedback="score", minutes=10, lab=LAB), encoding="utf-8")
     (tmp_path / "roster.csv").write_text("student\ns1\n", encoding="utf-8")
     empty = tmp_path / "bin"
     empty.mkdir()

@@ -11,7 +11,7 @@ from grader.exam.spec import load_exam
 from grader.exam.state import Attempt, Candidate, ExamClock, feedback_view, read_roster, task_points
 from grader.results import CheckResult, Result
 from iiotlab.errors import ConfigError
-from tests.exam.helpers import EXAM
+from tests.exam.helpers import EXAM, LAB
 
 
 def result(score: float, max_score: float = 100) -> Result:
@@ -53,7 +53,9 @@ def test_pause_stops_the_clock() -> None:
 
 @pytest.mark.parametrize(("counts", "expected"), [("best", 24.0), ("last", 9.0)])
 def test_the_attempt_that_counts(tmp_path: Path, counts: str, expected: float) -> None:
-    text = EXAM.format(feedback="score", minutes=10).replace("counts: best", f"counts: {counts}")
+    text = EXAM.format(feedback="score", minutes=10, lab=LAB).replace(
+        "counts: best", f"counts: {counts}"
+    )
     text = text.replace("points: 100", "points: 30")
     (tmp_path / "exam.yaml").write_text(text, encoding="utf-8")
     exam = load_exam(tmp_path / "exam.yaml")
