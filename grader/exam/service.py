@@ -144,6 +144,9 @@ class ExamService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         lives, self.live = list(self.live.values()), {}
         await asyncio.gather(*(live.stop() for live in lives), return_exceptions=True)
+        if self.audit.count and not self.audit.closed:
+            # stopped before the end (Ctrl-C): the log stays open; verify-log --open checks it
+            self.audit.append("server_stopped", "server", ended=self.clock.ended)
         self.audit.stop()
 
     def _spawn(self, work: Any, name: str) -> None:

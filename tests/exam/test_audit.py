@@ -134,3 +134,16 @@ def test_a_whitespace_edit_fails(tmp_path: Path, key: SigningKey) -> None:
     rows[1] = rows[1] + " "
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     assert not verify_log(path, key.private.public_key()).ok
+
+
+def test_an_open_log_verifies_only_with_open(tmp_path: Path, key: SigningKey) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.open()
+    log.append("exam_started", "server")
+    log.append("login", "s1")
+    log.stop()
+    public = key.private.public_key()
+    assert verify_log(log.path, public, require_closed=False).ok
+    assert not verify_log(log.path, public).ok
+    with pytest.raises(FileExistsError):
+        AuditLog(log.path).open()  # an exam's log is never appended to by a second server
