@@ -180,7 +180,9 @@ class RestartOutageParams(OutageParams):
 
 
 def _outage_with_kill(obs: Observation) -> tuple[ActionRecord, ActionRecord] | None:
-    kills = [*obs.actions_named("gateway_kill"), *obs.actions_named("gateway_restart")]
+    # in practice mode the grader kills nothing: the skipped step still marks when to judge
+    names = ("gateway_kill", "gateway_restart", "gateway_kill_skipped", "gateway_restart_skipped")
+    kills = [a for name in names for a in obs.actions_named(name)]
     for outage in obs.actions_named("broker_outage"):
         for kill in kills:
             if outage.started_ms <= kill.started_ms and kill.ended_ms <= outage.ended_ms:
