@@ -1,0 +1,220 @@
+"""Unit tests of the edge quality checks (edge-02/03/04) on hand-made observations."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from grader.checks.registry import CheckOutcome
+from grader.observation import ActionRecord, ObservedMessage, TruthSeries
+from tests.grader.builders import T0, level_at, observation, run_check, telemetry
+
+LEVEL = {"level": 0.05}
+
+
+def _polled(
+    period_ms: int, deadband: float | None, heartbeat_ms: int = 10_000
+) -> list[ObservedMessage]:
+    """A gateway polling level every period_ms, reporting past `deadband` (None: every
+    poll) and on a heartbeat."""
+    out: list[ObservedMessage] = []
+    last: float | None = None
+    last_sent = T0
+    for ts in range(T0 + 250, T0 + 30_000, period_ms):
+        value = level_at(ts - 50)
+        due = ts - last_sent >= heartbeat_ms
+        if last is None or due or deadband is None or abs(value - last) > deadband:
+            out.append(telemetry(len(out) + 1, ts, {"level": value}))
+            last, last_sent = value, ts
+    return out
+
+
+def test_exception_reporting_within_the_deadband_passes() -> None:
+    outcome = run_check(
+        "report_by_exception_truth", observation(_polled(250, 0.04)), deadbands=LEVEL, max_rate_hz=4
+    )
+    assert outcome.passed, outcome.message
+    assert outcome.evidence["saw"]["tags"]["level"]["missed"] == 0
+
+
+def test_heartbeat_only_misses_changes_but_keeps_the_budget() -> None:
+    outcome = run_check(
+        "report_by_exception_truth",
+        observation(_polled(250, 1e9, heartbeat_ms=5000)),
+        deadbands=LEVEL,
+        max_rate_hz=4,
+    )
+    assert not outcome.passed
+    assert "level: " in outcome.message and "budget" not in outcome.message
+    assert outcome.evidence["saw"]["tags"]["level"]["missed"] >= 3
+    assert outcome.points == 5.0  # the budget part (weight 1 of 2)
+
+
+def test_a_deadband_wider_than_allowed_misses_changes() -> None:
+    outcome = run_check(
+        "report_by_exception_truth", observation(_polled(250, 0.3)), deadbands=LEVEL, max_rate_hz=4
+    )
+    assert not outcome.passed
+    assert outcome.evidence["saw"]["tags"]["level"]["longest_unreported_s"] > 1.3
+
+
+def test_every_poll_sent_blows_the_budget() -> None:
+    outcome = run_check(
+        "report_by_exception_truth",
+        observation(_polled(100, None)),
+        deadbands=LEVEL,
+        max_rate_hz=2,
+        parts=["budget"],
+    )
+    assert not outcome.passed and outcome.points == 0
+    assert outcome.evidence["saw"]["rate_hz"] > 9
+
+
+def test_silence_earns_no_budget() -> None:
+    outcome = run_check(
+        "report_by_exception_truth",
+        observation([]),
+        deadbands=LEVEL,
+        max_rate_hz=2,
+        parts=["budget"],
+    )
+    assert outcome.points == 0
+
+
+# -- restart inside an outage --------------------------------------------------------------
+
+OUTAGE = ActionRecord("broker_outage", T0 + 8_000, T0 + 20_000)
+KILL = ActionRecord("gateway_kill", T0 + 12_000, T0 + 14_000)
+
+
+def _restart_run(
+    *, keep_buffer: bool = True, keep_seq: bool = True, flag: bool = True
+) -> list[ObservedMessage]:
+    """One reading a second; readings sampled in the outage arrive at 20.5 s, replayed."""
+    out: list[ObservedMessage] = []
+    seq = 0
+    for second in range(1, 30):
+        ts = T0 + second * 1000
+        if KILL.started_ms <= ts < KILL.ended_ms:
+            continue  # the gateway is dead
+        if ts >= KILL.ended_ms and seq and not keep_seq and second == 14:
+            seq = 0
+        seq += 1
+        inside = OUTAGE.started_ms <= ts <= OUTAGE.ended_ms
+        if inside and ts < KILL.started_ms and not keep_buffer:
+            continue  # numbered, buffered in memory, lost with the process
+        received = OUTAGE.ended_ms + 500 + second if inside else ts + 20
+        out.append(
+            telemetry(seq, ts, {"level": level_at(ts)}, received=received, replayed=inside and flag)
+        )
+    return out
+
+
+def _restart_check(messages: list[ObservedMessage], **params: object) -> CheckOutcome:
+    obs = observation(messages, actions=(OUTAGE, KILL))
+    return run_check("restart_inside_outage", obs, significant_change=0.05, hold_s=1, **params)
+
+
+def test_a_buffer_on_disk_passes_every_part() -> None:
+    outcome = _restart_check(_restart_run())
+    assert outcome.passed, outcome.message
+
+
+def test_a_buffer_in_memory_loses_only_no_loss() -> None:
+    messages = _restart_run(keep_buffer=False)
+    assert not _restart_check(messages, parts=["no_loss"]).passed
+    assert _restart_check(messages, parts=["seq"]).passed
+    assert _restart_check(messages, parts=["replay"]).passed
+
+
+def test_seq_restarting_after_the_restart_loses_only_seq() -> None:
+    messages = _restart_run(keep_seq=False)
+    seq = _restart_check(messages, parts=["seq"])
+    assert not seq.passed
+    assert seq.evidence["saw"]["reused"]
+    assert _restart_check(messages, parts=["no_loss"]).passed
+    assert _restart_check(messages, parts=["replay"]).passed
+
+
+def test_a_redelivery_with_the_same_seq_and_ts_is_not_a_duplicate() -> None:
+    messages = _restart_run()
+    messages.append(replace(messages[3], received_ms=messages[3].received_ms + 5))
+    outcome = _restart_check(messages, parts=["seq"])
+    assert outcome.passed
+    assert outcome.evidence["saw"]["redelivered"] == 1
+
+
+def test_a_backlog_without_the_replayed_flag_loses_replay() -> None:
+    messages = _restart_run(flag=False)
+    assert not _restart_check(messages, parts=["replay"]).passed
+    assert _restart_check(messages, parts=["no_loss", "seq"]).passed
+
+
+def test_no_kill_inside_the_outage_is_a_lab_error() -> None:
+    obs = observation(_restart_run(), actions=(OUTAGE,))
+    outcome = run_check("restart_inside_outage", obs)
+    assert outcome.points == 0 and outcome.message.startswith("lab error")
+
+
+# -- derived metrics -----------------------------------------------------------------------
+
+
+def _bursts() -> TruthSeries:
+    """10 Hz: 2 s at 12, 2 s at 1.2, with a little deterministic ripple."""
+    samples = []
+    for index in range(-20, 300):
+        ts = T0 + index * 100
+        base = 12.0 if (index // 20) % 2 else 1.2
+        samples.append((ts, {"level": round(base * (1 + 0.02 * math.sin(index)), 4)}))
+    return TruthSeries(tuple(samples))
+
+
+def _derived(function: str, window_s: float, every: int = 2) -> list[ObservedMessage]:
+    truth = _bursts()
+    out = []
+    for index in range(0, 300, every):
+        ts = T0 + index * 100 + 30
+        window = [float(v["level"]) for t, v in truth.samples if ts - window_s * 1000 <= t <= ts][
+            ::every
+        ]
+        value = (
+            math.sqrt(sum(x * x for x in window) / len(window))
+            if function == "rms"
+            else sum(window) / len(window)
+        )
+        out.append(telemetry(len(out) + 1, ts, {"vibration_rms_5s": round(value, 4)}))
+    return out
+
+
+def _derived_check(messages: list[ObservedMessage]) -> CheckOutcome:
+    obs = replace(observation(messages), truth=_bursts())
+    return run_check(
+        "derived_metric_matches_truth",
+        obs,
+        metric="vibration_rms_5s",
+        tag="level",
+        function="rms",
+        window_s=5,
+        poll_s=0.2,
+    )
+
+
+def test_the_rms_of_the_polled_samples_passes() -> None:
+    outcome = _derived_check(_derived("rms", 5))
+    assert outcome.passed, outcome.message
+
+
+def test_the_mean_instead_of_the_rms_fails() -> None:
+    outcome = _derived_check(_derived("mean", 5))
+    assert not outcome.passed
+    assert outcome.evidence["saw"]["right"] < outcome.evidence["saw"]["graded"] / 2
+
+
+def test_a_window_of_the_wrong_length_fails() -> None:
+    outcome = _derived_check(_derived("rms", 2))
+    assert not outcome.passed
+
+
+def test_no_derived_metric_earns_nothing() -> None:
+    outcome = _derived_check(_polled(250, 0.04))
+    assert outcome.points == 0
