@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from grader.environment import NotGradableError
+from grader.environment import LabEnvironment, NotGradableError
 from grader.exam.live import LiveLab
 from grader.gateway_process import SweepError
-from grader.observation import DeviceObservation, Observation, TruthSeries
+from grader.observation import DeviceObservation, Observation, ObservedMessage, TruthSeries
 from grader.results import Result
 from grader.runner import GatewaySpec, LabRun, now_ms, publish
 from grader.scoring import CheckCrashError, build_result, not_gradable, run_checks
@@ -59,10 +60,37 @@ def since(observation: Observation, since_ms: int) -> Observation:
     )
 
 
+RETAINED_WAIT_S = 1.5  # retained messages arrive right after SUBACK
+
+
+async def _retained_now(env: LabEnvironment) -> list[ObservedMessage]:
+    """The retained messages on the tenant's topics that a subscriber arriving now gets."""
+    from iiotlab.mqtt import MqttClient
+
+    url, ca = env.admin_url()
+    client = MqttClient(
+        url, client_id=f"grader-retained-{secrets.token_hex(3)}", ca_file=ca, auto_reconnect=False
+    )
+    found: list[ObservedMessage] = []
+    try:
+        await client.connect(timeout=5)
+        await client.subscribe(f"iiot/{env.tenant}/#")
+        async with asyncio.timeout(RETAINED_WAIT_S):
+            async for m in client.messages():
+                if m.retain:
+                    found.append(ObservedMessage(m.topic, m.payload, m.received_ms, True, m.qos))
+    except TimeoutError:
+        pass
+    finally:
+        await client.disconnect()
+    return found
+
+
 async def _gateway_alive(live: LiveLab, wait_s: float) -> None:
     """Practice mode's wait, on a running environment: a message of the gateway's sent
-    after the attempt started. Then the retained status a subscriber arriving now gets:
-    the gateway said `online` once, when it connected, long before the attempt."""
+    after the attempt started. Then what the gateway retained (status `online`, `meta`):
+    it sent them once, when it connected, long before the attempt, and a subscriber
+    arriving now gets them."""
     env = live.env
     env.messages.clear()
     deadline = time.monotonic() + wait_s
@@ -73,9 +101,8 @@ async def _gateway_alive(live: LiveLab, wait_s: float) -> None:
                 "this task's gateway.env and press grade again"
             )
         await asyncio.sleep(0.2)
-    status = await env.first_retained(f"iiot/{env.tenant}/{env.device}/status", wait_s=2.0)
-    if status is not None and status.retain:
-        env.messages.insert(0, status)
+    env.messages.extend(await _retained_now(env))
+    env.messages.sort(key=lambda m: m.received_ms)
 
 
 async def grade_attempt(live: LiveLab, out_dir: Path, key: SigningKey, wait_s: float) -> Result:
