@@ -85,6 +85,33 @@ _LISTENER_OK = frozenset(
         "socket_domain",
     }
 )
+_BOOLEAN = frozenset(
+    {
+        "allow_anonymous",
+        "allow_zero_length_clientid",
+        "check_retain_source",
+        "retain_available",
+        "upgrade_outgoing_qos",
+        "allow_duplicate_messages",
+        "require_certificate",
+        "use_identity_as_username",
+        "use_subject_as_username",
+    }
+)
+_INTEGER = frozenset(
+    {
+        "max_keepalive",
+        "max_packet_size",
+        "message_size_limit",
+        "sys_interval",
+        "max_inflight_bytes",
+        "max_queued_bytes",
+        "memory_limit",
+        "max_connections",
+        "max_topic_alias",
+    }
+)
+_TLS_VERSIONS = ("tlsv1.1", "tlsv1.2", "tlsv1.3")
 _TLS_FILES = frozenset({"cafile", "capath", "certfile", "keyfile"})  # the grader's own
 # the grader's log, persistence and process settings replace these (dropped, noted)
 _GRADER_OWNS = frozenset(
@@ -182,6 +209,20 @@ def _error(
     return SubmissionError(message, file=path, line=line, expected=expected or None)
 
 
+def _check_value(directive: Directive, path: Path) -> None:
+    """The values mosquitto would refuse, refused here with the line and what to write."""
+    name, args = directive.name, directive.args
+    expected = ""
+    if name in _BOOLEAN and args not in (("true",), ("false",)):
+        expected = f"{name} true or {name} false"
+    elif name in _INTEGER and not (len(args) == 1 and args[0].lstrip("-").isdigit()):
+        expected = f"{name} <a whole number>"
+    elif name == "tls_version" and (len(args) != 1 or args[0] not in _TLS_VERSIONS):
+        expected = f"tls_version {' or '.join(_TLS_VERSIONS)}"
+    if expected:
+        raise _error(f"`{name} {directive.value}` is not valid", path, directive.line, expected)
+
+
 def parse_conf(text: str, path: Path) -> tuple[list[Directive], list[Listener], list[str]]:
     """Global directives, listener blocks, and the directives the grader drops."""
     globals_: list[Directive] = []
@@ -217,6 +258,7 @@ def parse_conf(text: str, path: Path) -> tuple[list[Directive], list[Listener], 
         if name in _GRADER_OWNS:
             dropped.append(f"line {number}: {stripped}")
             continue
+        _check_value(directive, path)
         if name in _TLS_FILES or name in _LISTENER_OK:
             if not listeners:
                 raise _error(
@@ -311,6 +353,9 @@ def _credentials(folder: Path, tenant: str) -> tuple[str, str]:
 def load_mosquitto_submission(folder: Path, tenant: str) -> MosquittoSubmission:
     """The student's Mosquitto files, checked; a SubmissionError says what to change."""
     conf = folder / CONF_FILE
+    for name in (CONF_FILE, CREDENTIALS_FILE):
+        if (folder / name).is_symlink():
+            raise _error(f"{name} is a symbolic link", folder / name, expected="a regular file")
     try:
         text = conf.read_text(encoding="utf-8")
     except FileNotFoundError:

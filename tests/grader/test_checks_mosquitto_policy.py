@@ -63,6 +63,9 @@ def test_the_solution_loads_with_the_tenant_filled_in(tmp_path: Path) -> None:
         ("tls_version tlsv1.2\n" + BASE + TLS, "before any `listener`"),
         (BASE.replace("passwd", "/etc/mosquitto/passwd") + TLS, "points outside the submission"),
         (BASE + TLS + "protocol websockets\n", "protocol websockets is not graded"),
+        (BASE + TLS + "tls_version tlsv9\n", "expected tls_version tlsv1.1 or tlsv1.2 or"),
+        ("allow_anonymous maybe\n" + BASE + TLS, "expected allow_anonymous true or"),
+        (BASE + "max_keepalive soon\n" + TLS, "`max_keepalive soon` is not valid"),
     ],
 )
 def test_a_bad_conf_is_a_submission_error_naming_what_to_change(
