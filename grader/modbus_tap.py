@@ -196,7 +196,7 @@ class ModbusTap:
             {
                 "type": "inventory",
                 "ts": _now_ms(),
-                "plc": {"host": self.host, "port": "tap", "unit": self.unit},
+                "plc": {"unit": self.unit},
                 "hosts": [
                     {"ip": self.schedule.hmi, "role": "hmi", "may_write": False},
                     {"ip": self.schedule.engineering, "role": "engineering", "may_write": True},
