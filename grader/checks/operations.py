@@ -10,6 +10,7 @@ grader's own scenario record. Alarm times are the platform's `raised_ms`/`cleare
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,6 +29,7 @@ OperationsPart = Literal["offline", "stale", "clean"]
 AFTER_TRUTH_PARTS: tuple[AfterTruthPart, ...] = ("timely", "no_early")
 OPERATIONS_PARTS: tuple[OperationsPart, ...] = ("offline", "stale", "clean")
 _SHOWN = ("rule", "kind", "metric", "state", "raised_ms", "cleared_ms")
+SAMPLING_SLACK_MS = 300  # a gateway may stamp a read when it sends it, before the answer
 
 
 class AfterTruthParams(PlatformParams):
@@ -174,7 +176,16 @@ def _stalls(obs: Observation) -> list[TruthEvent]:
     )
 
 
-def _stall_end(stall: TruthEvent) -> int:
+def stall_end(obs: Observation, stall: TruthEvent) -> int:
+    """When the stuck value moved again: the first truth sample after the stall's start
+    that differs from it. The simulator ends a fault after `duration` of simulated time,
+    which a busy machine stretches or (catching up) shrinks in wall time."""
+    tag = str(stall.detail["tag"])
+    stuck = obs.truth.value_at(tag, stall.ts_ms)
+    start = bisect.bisect_right(obs.truth.times, stall.ts_ms)
+    for ts, values in obs.truth.samples[start:]:
+        if tag in values and values[tag] != stuck:
+            return ts
     return stall.ts_ms + int(float(stall.detail.get("duration_s", 0.0)) * 1000)
 
 
@@ -219,7 +230,7 @@ def _stale_parts(
 ) -> list[tuple[str, float, bool]]:
     parts: list[tuple[str, float, bool]] = []
     for stall in _stalls(obs):
-        tag, start, end = str(stall.detail["tag"]), stall.ts_ms, _stall_end(stall)
+        tag, start, end = str(stall.detail["tag"]), stall.ts_ms, stall_end(obs, stall)
         raised = [
             a
             for a in alarms
@@ -229,7 +240,8 @@ def _stale_parts(
         cleared = [
             a
             for a in raised
-            if (c := _cleared(a)) is not None and end <= c <= end + params.clear_within_s * 1000
+            if (c := _cleared(a)) is not None
+            and end - SAMPLING_SLACK_MS <= c <= end + params.clear_within_s * 1000
         ]
         parts.append(
             (
@@ -257,7 +269,8 @@ def explained(obs: Observation, alarm: Alarm, params: OperationsParams) -> bool:
     if alarm.get("kind") in ("offline", "stale"):
         return any(k.started_ms - 1000 <= raised <= k.ended_ms + slack for k in _kills(obs))
     return any(
-        alarm.get("metric") == s.detail.get("tag") and s.ts_ms <= raised <= _stall_end(s) + slack
+        alarm.get("metric") == s.detail.get("tag")
+        and s.ts_ms <= raised <= stall_end(obs, s) + slack
         for s in _stalls(obs)
     )
 
@@ -290,7 +303,7 @@ def platform_operations_alarms(ctx: CheckContext[OperationsParams]) -> CheckOutc
             "kills": [{"killed_ts": k.started_ms, "restarted_ts": k.ended_ms} for k in _kills(obs)],
             "skipped_kills": sum(a.action == "gateway_kill_skipped" for a in obs.actions),
             "stalls": [
-                {"tag": s.detail.get("tag"), "from_ts": s.ts_ms, "until_ts": _stall_end(s)}
+                {"tag": s.detail.get("tag"), "from_ts": s.ts_ms, "until_ts": stall_end(obs, s)}
                 for s in _stalls(obs)
             ],
             "alarms": _shown(alarms, 10),

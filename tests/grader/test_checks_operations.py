@@ -169,3 +169,23 @@ def test_a_kill_skipped_in_practice_mode_costs_nothing() -> None:
     skipped = ActionRecord("gateway_kill_skipped", T0 + 19_000, T0 + 19_000, {"at_s": 19})
     outcome = ops(operations(GOOD[:1], kills=(skipped,)), "offline")
     assert outcome.passed and outcome.evidence["saw"]["skipped_kills"] == 1
+
+
+def test_the_stall_ends_when_the_truth_moves_again_not_after_its_nominal_duration() -> None:
+    # the simulator ends the fault in simulated time: here 400 ms before the nominal 15 s
+    samples = tuple(
+        (T0 + 100 * i, {"temperature": 40.0 if 90 <= i < 146 else 20.0 + i / 10})
+        for i in range(301)
+    )
+    obs = replace(operations(GOOD), truth=TruthSeries(samples))
+    early_clear = [
+        alarm(T0 + 12_400, T0 + 14_650, kind="frozen", metric="temperature"),
+        GOOD[1],
+    ]
+    outcome = ops(replace(obs, probes=(answered("alarms", early_clear),)), "stale", "clean")
+    assert outcome.passed, outcome.message
+    assert outcome.evidence["saw"]["stalls"][0]["until_ts"] == T0 + 14_600
+    # a clear before the value moved again (beyond the sampling slack) is no recovery
+    too_soon = [alarm(T0 + 12_400, T0 + 14_000, kind="frozen", metric="temperature"), GOOD[1]]
+    outcome = ops(replace(obs, probes=(answered("alarms", too_soon),)), "stale")
+    assert outcome.points == 5
