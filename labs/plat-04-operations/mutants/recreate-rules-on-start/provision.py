@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-FROZEN_S = 3.0  # the gateway re-sends every value at least every second (gateway.py)
+FROZEN_S = 3.0  # the gateway re-sends every value at least every 0.5 s (gateway.py)
 
 
 def call(client: httpx.Client, method: str, path: str, body: Any, ok: tuple[int, ...]) -> Any:
