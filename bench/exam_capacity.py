@@ -76,15 +76,15 @@ async def _grade_some(
     """Reference gateways for these candidates, one grade press each at once: scores, time."""
     gateways = []
     try:
-        for index, h in enumerate(headers):
-            folder = work / f"gw{index}"
-            gateways.append(await helpers.start_reference_gateway(client, h, lab, folder))
-        await asyncio.sleep(3)  # the candidates' gateways are up before they press grade
         started = time.monotonic()
         attempts = [
             (await client.post(f"/api/tasks/{lab}/attempts", headers=h)).json()["id"]
             for h in headers
         ]
+        for index, (h, a) in enumerate(zip(headers, attempts, strict=True)):
+            await helpers.wait_phase(client, h, a, 600)  # the portal says: start it now
+            folder = work / f"gw{index}"
+            gateways.append(await helpers.start_reference_gateway(client, h, lab, folder))
         views = await asyncio.gather(
             *(
                 helpers.wait_graded(client, h, a, 600)

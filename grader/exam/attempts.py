@@ -1,10 +1,11 @@
 """Grade an attempt against the candidate's RUNNING gateway on its live environment.
 
-As practice mode (`iiotlab grade --gateway-running`): the grader plays the lab's scenario
-and observes, but on the environment the candidate has developed against since the start,
-which the exam server owns (runner.LabRun on a caller's LabEnvironment). Kill and restart
-steps are skipped and recorded. What the environment saw before the attempt (development,
-earlier attempts) is left out of the observation.
+As practice mode (`iiotlab grade --gateway-running`): the candidate (re)starts the gateway
+after pressing grade, then the grader plays the lab's scenario and observes, on the
+environment the candidate has developed against since the exam began, which the exam
+server owns (runner.LabRun on a caller's LabEnvironment). Kill and restart steps are
+skipped and recorded. What the environment saw before the gateway's (re)start
+(development, earlier attempts) is left out of the observation.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from grader.environment import LabEnvironment, NotGradableError
+from grader.environment import NotGradableError
 from grader.exam.live import LiveLab
 from grader.gateway_process import SweepError
-from grader.observation import DeviceObservation, Observation, ObservedMessage, TruthSeries
+from grader.observation import DeviceObservation, Observation, TruthSeries
 from grader.results import Result
 from grader.runner import GatewaySpec, LabRun, now_ms, publish
 from grader.scoring import CheckCrashError, build_result, not_gradable, run_checks
@@ -60,49 +60,30 @@ def since(observation: Observation, since_ms: int) -> Observation:
     )
 
 
-RETAINED_WAIT_S = 1.5  # retained messages arrive right after SUBACK
-
-
-async def _retained_now(env: LabEnvironment) -> list[ObservedMessage]:
-    """The retained messages on the tenant's topics that a subscriber arriving now gets."""
-    from iiotlab.mqtt import MqttClient
-
-    url, ca = env.admin_url()
-    client = MqttClient(
-        url, client_id=f"grader-retained-{secrets.token_hex(3)}", ca_file=ca, auto_reconnect=False
-    )
-    found: list[ObservedMessage] = []
-    try:
-        await client.connect(timeout=5)
-        await client.subscribe(f"iiot/{env.tenant}/#")
-        async with asyncio.timeout(RETAINED_WAIT_S):
-            async for m in client.messages():
-                if m.retain:
-                    found.append(ObservedMessage(m.topic, m.payload, m.received_ms, True, m.qos))
-    except TimeoutError:
-        pass
-    finally:
-        await client.disconnect()
-    return found
-
-
-async def _gateway_alive(live: LiveLab, wait_s: float) -> None:
-    """Practice mode's wait, on a running environment: a message of the gateway's sent
-    after the attempt started. Then what the gateway retained (status `online`, `meta`):
-    it sent them once, when it connected, long before the attempt, and a subscriber
-    arriving now gets them."""
-    env = live.env
-    env.messages.clear()
+async def _gateway_started(live: LiveLab, wait_s: float) -> int:
+    """Practice mode's wait, on the live environment: the candidate (re)starts the gateway
+    after pressing grade; the attempt starts when it connects to the broker (through the
+    exam's relay) and has sent a message. A gateway that has long been running has sent
+    its unchanged values, its status and meta before: a lab judges a run from the start.
+    Returns when the gateway connected (ms)."""
+    env, relay = live.env, live.relays["mqtt"]
+    before = relay.accepts
     deadline = time.monotonic() + wait_s
-    while not env.messages:
+    live.phase = "waiting_gateway"
+    while relay.accepts == before or not [
+        m for m in env.messages if m.received_ms >= relay.last_accept_ms
+    ]:
         if time.monotonic() > deadline:
+            what = "connect to the broker" if relay.accepts == before else "send a message"
             raise NotGradableError(
-                f"no message arrived from your gateway within {wait_s:g} s: start it with "
-                "this task's gateway.env and press grade again"
+                f"your gateway did not {what} within {wait_s:g} s of pressing grade: press "
+                "grade, then (re)start your gateway with this task's gateway.env"
             )
-        await asyncio.sleep(0.2)
-    env.messages.extend(await _retained_now(env))
-    env.messages.sort(key=lambda m: m.received_ms)
+        await asyncio.sleep(0.1)
+    since_ms = relay.last_accept_ms
+    env.messages[:] = [m for m in env.messages if m.received_ms >= since_ms]
+    live.phase = "grading"
+    return since_ms
 
 
 async def grade_attempt(live: LiveLab, out_dir: Path, key: SigningKey, wait_s: float) -> Result:
@@ -113,8 +94,8 @@ async def grade_attempt(live: LiveLab, out_dir: Path, key: SigningKey, wait_s: f
         env = live.env
         lab_run = LabRun(env, GatewaySpec(None, out_dir, wait_s=wait_s))
         try:
-            await _gateway_alive(live, wait_s)
-            observation = since(await lab_run.play(), started)
+            connected_ms = await _gateway_started(live, wait_s)
+            observation = since(await lab_run.play(), connected_ms)
             assert env.datasheet is not None
             checks = run_checks(live.plan, env.datasheet, observation)
             result = build_result(run.lab, run.student, run.seed, started, now_ms(), checks)
@@ -127,4 +108,6 @@ async def grade_attempt(live: LiveLab, out_dir: Path, key: SigningKey, wait_s: f
             logger.warning("%s/%s not gradable: %s", run.lab.id, run.student, exc)
             reason = str(exc) or repr(exc)
             result = not_gradable(run.lab, run.student, run.seed, started, now_ms(), reason)
+        finally:
+            live.phase = "idle"
     return publish(run, result, key)

@@ -79,7 +79,10 @@ def _serve(
     json_line: bool = typer.Option(False, "--json", help="Print one JSON line when ready."),
     labs: Path | None = typer.Option(None, "--labs", help="Your own labs folder."),
     wait_gateway: float = typer.Option(
-        30.0, "--wait-gateway", min=1.0, help="Seconds an attempt waits for the gateway's message."
+        60.0,
+        "--wait-gateway",
+        min=1.0,
+        help="Seconds an attempt waits for the candidate's (re)started gateway.",
     ),
     parallel: int = typer.Option(2, "--parallel", min=1, max=64, help="Gradings at a time."),
 ) -> None:

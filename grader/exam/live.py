@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +36,20 @@ def _moved(url: str, host: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+class GatewayRelay(TcpFaultProxy):
+    """A public relay that notes when a client (the candidate's gateway) last connected."""
+
+    def __init__(self, target_host: str, target_port: int, *, host: str) -> None:
+        super().__init__(target_host, target_port, host=host)
+        self.accepts = 0
+        self.last_accept_ms = 0
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepts += 1
+        self.last_accept_ms = int(time.time() * 1000)
+        await super()._accept(reader, writer)
+
+
 class LiveLab:
     """One (candidate, task): the running environment and its public relays."""
 
@@ -45,7 +60,8 @@ class LiveLab:
         self.host, self.advertised = host, advertised
         self.env = LabEnvironment(run)
         self.lock = asyncio.Lock()  # one attempt at a time on this environment
-        self.relays: dict[str, TcpFaultProxy] = {}
+        self.relays: dict[str, GatewayRelay] = {}
+        self.phase = "idle"  # idle | queued | waiting_gateway | grading
         self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
@@ -60,7 +76,7 @@ class LiveLab:
         await self._stack.aclose()
 
     async def _relay(self, name: str, port: int) -> None:
-        relay = TcpFaultProxy("127.0.0.1", port, host=self.host)
+        relay = GatewayRelay("127.0.0.1", port, host=self.host)
         self.relays[name] = await self._stack.enter_async_context(relay)
 
     async def _relay_all(self) -> None:

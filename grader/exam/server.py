@@ -82,6 +82,11 @@ def _attempt_view(service: ExamService, attempt: Attempt) -> dict[str, Any]:
         "state": attempt.state,
         "result": None,
     }
+    if attempt.state == "running":
+        live = service.live.get((attempt.student, attempt.task))
+        # queued: wait for a grading slot; waiting_gateway: (re)start your gateway now;
+        # grading: the scenario is playing
+        view["phase"] = live.phase if live is not None else "grading"
     if attempt.result is not None:
         if attempt.state == "not_gradable":
             view["result"] = {"gradable": False, "reason": attempt.result.reason}

@@ -46,7 +46,7 @@ class ExamConfig:
     key: SigningKey
     course_secret: str
     host: str = "127.0.0.1"
-    wait_gateway_s: float = 30.0
+    wait_gateway_s: float = 60.0
     parallel: int = 2  # gradings at a time
     start_parallel: int = 4  # environments started at a time
 
@@ -230,6 +230,8 @@ class ExamService:
         self.audit.append(
             "attempt", candidate.student, task=task.id, attempt=attempt.id, number=attempt.number
         )
+        # queued until a grading slot is free; then waiting_gateway: (re)start it now
+        self.live[(candidate.student, task.id)].phase = "queued"
         self._spawn(self._grade(attempt), f"attempt {attempt.id}")
         self.touch()
         return attempt

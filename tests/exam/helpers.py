@@ -152,3 +152,16 @@ async def wait_graded(
             if view["state"] != "running":
                 return view
             await asyncio.sleep(0.5)
+
+
+async def wait_phase(
+    client: httpx.AsyncClient, headers: dict[str, str], attempt: str, limit_s: float = 120
+) -> None:
+    """Until the attempt waits for the candidate's (re)started gateway."""
+    async with asyncio.timeout(limit_s):
+        while True:
+            view = (await client.get(f"/api/attempts/{attempt}", headers=headers)).json()
+            if view.get("phase") == "waiting_gateway":
+                return
+            assert view["state"] == "running", view
+            await asyncio.sleep(0.2)

@@ -41,8 +41,10 @@ async def candidate_in_browser(
         async with page.expect_download() as info:
             await page.click(button)
         await (await info.value).save_as(folder / name)
-    gateway = await run_gateway(folder)
     await page.click("button.grade")
+    # the portal asks for a (re)start of the gateway; grading starts at its first message
+    await page.locator(".attempt .feedback", has_text="gateway.env").wait_for()
+    gateway = await run_gateway(folder)
     score = page.locator(".attempt .feedback .score")
     await score.wait_for(timeout=150_000)
     assert "100 / 100" in await score.inner_text()

@@ -16,9 +16,11 @@ import pytest
 from tests.exam.helpers import (
     iiotlab_command,
     login,
+    run_gateway,
     start_exam,
     start_reference_gateway,
     wait_graded,
+    wait_phase,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -60,12 +62,19 @@ async def test_two_candidates_through_the_exam(tmp_path: Path) -> None:
             left = {c["student"]: c["time_left_s"] for c in response.json()["candidates"]}
             assert left["s2"] > left["s1"] + 800  # 30 min: 50 % is 900 s more
 
-            for name, headers in (("s1", h1), ("s2", h2)):
-                gateways.append(
-                    await start_reference_gateway(client, headers, TASK, tmp_path / name)
-                )
+            # s1 develops against the live plant for longer than the lab runs (net-01: 6 s)
+            developing = await start_reference_gateway(client, h1, TASK, tmp_path / "s1")
+            await asyncio.sleep(8)
             a1 = (await client.post(f"/api/tasks/{TASK}/attempts", headers=h1)).json()
             a2 = (await client.post(f"/api/tasks/{TASK}/attempts", headers=h2)).json()
+            assert a1["phase"] in ("queued", "waiting_gateway"), a1
+            # as in practice mode, each (re)starts the gateway when the portal says so
+            await wait_phase(client, h1, a1["id"])
+            developing.terminate()
+            await developing.wait()
+            gateways.append(await run_gateway(tmp_path / "s1"))
+            await wait_phase(client, h2, a2["id"])
+            gateways.append(await start_reference_gateway(client, h2, TASK, tmp_path / "s2"))
             # a candidate cannot read another's attempt
             assert (await client.get(f"/api/attempts/{a2['id']}", headers=h1)).status_code == 404
             r1, r2 = (
