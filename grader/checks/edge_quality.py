@@ -103,8 +103,9 @@ def report_by_exception_truth(ctx: CheckContext[ExceptionParams]) -> CheckOutcom
     """Report by exception against the truth: under the message budget, no change missed."""
     obs, params = ctx.observation, ctx.params
     window = (obs.started_ms + int(params.from_s * 1000), obs.finished_ms)
+    # every message is traffic (a replayed one too); only live ones count as timely reports
+    counted = [r for r in obs.telemetry if window[0] <= r.received_ms <= window[1]]
     live = [r for r in obs.telemetry if r.replayed is not True and r.ts is not None]
-    counted = [r for r in live if r.ts is not None and window[0] <= r.ts <= window[1]]
     seconds = max(1e-3, (window[1] - window[0]) / 1000)
     rate = len(counted) / seconds
     limit_ms = (params.max_unreported_s + params.slack_s) * 1000
@@ -300,6 +301,9 @@ class DerivedParams(CheckParams):
     function: Literal["rms", "mean"]
     window_s: float = Field(gt=0)
     poll_s: float = Field(gt=0, description="the poll interval the lab asks for")
+    align_ms: int = Field(
+        default=600, ge=0, description="sampling ts vs truth tick, as in values_match_truth"
+    )
     resolution: float = Field(default=0.01, ge=0)
     min_fraction: float = Field(default=0.9, gt=0, le=1)
     min_messages: int = Field(default=10, ge=1)
@@ -319,18 +323,18 @@ def _phase_statistics(function: str, values: Sequence[float], step: int) -> list
 
 
 def _expected_range(
-    truth: TruthSeries, params: DerivedParams, ts: int
+    truth: TruthSeries, params: DerivedParams, ts: int, poll_ms: int
 ) -> tuple[float, float, float] | None:
     """(exact statistic, low, high) for the window ending at ts.
 
-    The gateway reads every poll_s what the simulator served: about every step-th truth
-    sample (step = poll_s / the truth's tick). The range is the statistic over each such
-    subset (every phase), with both window edges moved by up to one poll either way,
-    widened by the spread between the phases (a poller's jitter mixes them) and the
-    resolution.
+    The gateway reads every poll_ms what the simulator served: about every step-th truth
+    sample (step = poll_ms / the truth's tick). The range is the statistic over each such
+    subset (every phase) of the window moved as a whole by up to align_ms either way (a
+    read's ts is not the tick that served it, more so on a busy machine), and of the window
+    with each edge moved by one poll (which sample falls in), widened by the spread between
+    the phases (a poller's jitter mixes them) and the resolution.
     """
-    window, shift = int(params.window_s * 1000), int(params.poll_s * 1000)
-    times = truth.times
+    window, times = int(params.window_s * 1000), truth.times
 
     def values(start: int, end: int) -> list[float]:
         lo, hi = bisect.bisect_right(times, start), bisect.bisect_right(times, end)
@@ -346,17 +350,27 @@ def _expected_range(
         return None
     lo, hi = bisect.bisect_right(times, ts - window), bisect.bisect_right(times, ts)
     gaps = sorted(b - a for a, b in itertools.pairwise(times[lo:hi])) or [100]
-    step = max(1, round(shift / max(1, gaps[len(gaps) // 2])))
+    tick = max(1, gaps[len(gaps) // 2])
+    step = max(1, round(poll_ms / tick))
     exact = _statistic(params.function, exact_values)
     phases = _phase_statistics(params.function, exact_values, step)
     candidates = [exact, *phases]
-    for start_shift in (-shift, 0, shift):
-        for end_shift in (-shift, 0, shift):
-            shifted = values(ts - window + start_shift, ts + end_shift)
-            if shifted:
-                candidates += _phase_statistics(params.function, shifted, step)
+    moves = [(o, o) for o in range(-params.align_ms, params.align_ms + 1, tick)]
+    moves += [(a, b) for a in (-poll_ms, 0, poll_ms) for b in (-poll_ms, 0, poll_ms)]
+    for start_move, end_move in moves:
+        moved = values(ts - window + start_move, ts + end_move)
+        if moved:
+            candidates += _phase_statistics(params.function, moved, step)
     margin = max(phases) - min(phases) + params.resolution
     return exact, min(candidates) - margin, max(candidates) + margin
+
+
+def _poll_ms(sent: Sequence[tuple[int, Value]], params: DerivedParams) -> int:
+    """The gateway's own cadence (median spacing of its values), at least the lab's poll:
+    a gateway slowed down by a busy machine reads fewer samples, not other ones."""
+    spacing = sorted(b[0] - a[0] for a, b in itertools.pairwise(sent) if b[0] > a[0])
+    observed = spacing[len(spacing) // 2] if spacing else 0
+    return max(int(params.poll_s * 1000), min(observed, int(params.window_s * 500)))
 
 
 @check("derived_metric_matches_truth", params=DerivedParams)
@@ -369,6 +383,7 @@ def derived_metric_matches_truth(ctx: CheckContext[DerivedParams]) -> CheckOutco
         if r.ts is not None and params.metric in r.metrics and r.replayed is not True
     )
     first_ts = min((r.ts for r in obs.telemetry if r.ts is not None), default=None)
+    poll_ms = _poll_ms(sent, params)
     graded: list[dict[str, Any]] = []
     for ts, value in sent:
         # the gateway's window is full one window (and a poll) after its first sample
@@ -376,7 +391,7 @@ def derived_metric_matches_truth(ctx: CheckContext[DerivedParams]) -> CheckOutco
             continue
         if ts > obs.finished_ms or isinstance(value, bool | str):
             continue
-        found = _expected_range(obs.truth, params, ts)
+        found = _expected_range(obs.truth, params, ts, poll_ms)
         if found is None:
             continue
         exact, low, high = found
@@ -409,9 +424,11 @@ def derived_metric_matches_truth(ctx: CheckContext[DerivedParams]) -> CheckOutco
     evidence = {
         "expected": f"{params.metric} = {params.function} of the {params.tag} samples in the "
         f"{params.window_s:g} s ending at the message's ts; range: over every subset of the "
-        f"samples a poller every {params.poll_s:g} s could read, window edges moved by one "
-        f"poll, widened by the spread between subsets and {params.resolution:g}",
+        f"samples a poller every {poll_ms / 1000:g} s could read, the window moved by up to "
+        f"{params.align_ms} ms and each edge by one poll, widened by the spread between "
+        f"subsets and {params.resolution:g}",
         "saw": {
+            "poll_s": poll_ms / 1000,
             "graded": len(graded),
             "right": right,
             "wrong": [g for g in graded if not g["ok"]][: params.max_examples],
