@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.labs.curriculum import CurriculumPool, Job
 
 PARALLEL_ENV = "IIOTLAB_CURRICULUM_PARALLEL"
+OUT_ENV = "IIOTLAB_CURRICULUM_OUT"
 # Measured on 2 cores (docs/labs.md, *The curriculum harness*): a grading takes its lab's
 # duration plus a few seconds of wall time but only about 3 CPU-seconds in all, so 12 at a
 # time use about 60 % of two cores: the curriculum's ~270 gradings in about 12 minutes
@@ -41,7 +44,10 @@ def curriculum_pool(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CurriculumPool]:
     parallel = int(os.environ.get(PARALLEL_ENV) or DEFAULT_PARALLEL)
-    pool = CurriculumPool(tmp_path_factory.mktemp("curriculum"), parallel)
+    kept = os.environ.get(OUT_ENV)  # pytest keeps only its last 3 temporary folders
+    root = Path(kept) if kept else tmp_path_factory.mktemp("curriculum")
+    root.mkdir(parents=True, exist_ok=True)
+    pool = CurriculumPool(Path(tempfile.mkdtemp(prefix="run-", dir=root)), parallel)
     pool.submit(selected_jobs(request.session.items))
     yield pool
     pool.close()
