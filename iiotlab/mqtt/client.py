@@ -480,7 +480,10 @@ class MqttClient:
 
 def _stop_blocking(client: paho.Client) -> None:
     client.disconnect()
-    client.loop_stop()
+    # loop_start can fail after paho stored its thread (no thread left under a process
+    # limit): that thread never ran, so there is nothing to join.
+    with contextlib.suppress(RuntimeError):
+        client.loop_stop()
     sock = client.socket()
     if sock is not None:
         sock.close()

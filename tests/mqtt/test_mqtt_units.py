@@ -128,3 +128,25 @@ def test_generated_mosquitto_config(tmp_path: Path) -> None:
         "user alice\ntopic readwrite iiot/a/#",
         "user admin\ntopic readwrite #",
     ]
+
+
+def test_stopping_a_client_whose_network_thread_never_started_does_not_raise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a process limit loop_start can fail after paho stored its thread object."""
+    import threading
+
+    import paho.mqtt.client as paho
+
+    from iiotlab.mqtt.client import _stop_blocking
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+
+    def no_thread_left(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread_left)
+    with pytest.raises(RuntimeError):
+        client.loop_start()
+    monkeypatch.undo()
+    _stop_blocking(client)  # used to raise "cannot join thread before it is started"
