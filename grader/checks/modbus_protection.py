@@ -297,6 +297,7 @@ def _read_rows(
                 "address": record.detail.get("address"),
                 "expected": expected,
                 "saw": value if record.ok else record.saw,
+                "answered": record.ok,
                 "ok": ok,
             }
         )
@@ -307,18 +308,31 @@ def _fraction(rows: Sequence[dict[str, Any]]) -> float:
     return sum(1 for r in rows if r["ok"]) / len(rows) if rows else 0.0
 
 
+def _refused_functions(rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Read functions the proxy never answered with data: a whole table cut off (e.g. no
+    coil reads), which min_fraction alone would let pass when the table has few tags."""
+    used = {r["function"] for r in rows if r["function"] is not None}
+    answered = {r["function"] for r in rows if r["answered"]}
+    return sorted(used - answered)
+
+
 Parts = list[tuple[str, float, bool]]
 
 
 def _reads(ctx: CheckContext[Any], records: Sequence[ProbeRecord]) -> tuple[Parts, Any, Any]:
     rows = _read_rows(ctx, records_named(records, "read:"))
     good = sum(1 for r in rows if r["ok"])
-    ok = bool(rows) and _fraction(rows) >= ctx.params.min_fraction
-    part = (f"reads pass through: {good} of {len(rows)} tags equal the PLC's values", 2.0, ok)
+    refused = _refused_functions(rows)
+    ok = bool(rows) and _fraction(rows) >= ctx.params.min_fraction and not refused
+    what = f"reads pass through: {good} of {len(rows)} tags equal the PLC's values"
+    if refused:
+        what += f"; read function(s) {', '.join(map(str, refused))} never answered with data"
     wrong = [r for r in rows if not r["ok"]]
     expected = "every tag read through the proxy equals the PLC's value (at least "
-    expected += f"{ctx.params.min_fraction:.0%} of the tags, within the datasheet tolerance)"
-    return [part], expected, {"matching": f"{good} of {len(rows)}", "wrong": wrong[:5]}
+    expected += f"{ctx.params.min_fraction:.0%} of the tags, within the datasheet tolerance), "
+    expected += "and every read function (1-4) the datasheet needs is answered"
+    saw = {"matching": f"{good} of {len(rows)}", "wrong": wrong[:5], "refused_functions": refused}
+    return [(what, 2.0, ok)], expected, saw
 
 
 def _writes_refused(
@@ -367,7 +381,8 @@ def _survives(ctx: CheckContext[Any], records: Sequence[ProbeRecord]) -> tuple[P
     connection = next((r for r in records if r.name == "connection"), None)
     rows = _read_rows(ctx, records_named(records, "after:"))
     kept = connection is not None and connection.ok
-    ok = kept and bool(rows) and _fraction(rows) >= ctx.params.min_fraction
+    refused = _refused_functions(rows)
+    ok = kept and bool(rows) and _fraction(rows) >= ctx.params.min_fraction and not refused
     good = sum(1 for r in rows if r["ok"])
     part = ("the proxy still serves reads on the same connection after the writes", 1.0, ok)
     saw = {

@@ -167,6 +167,19 @@ def test_min_fraction_lets_one_bad_tag_pass() -> None:
     assert run_check(KIND, obs(run), parts=["reads"], min_fraction=0.75).passed
 
 
+def test_a_refused_read_function_fails_reads_whatever_min_fraction() -> None:
+    """A proxy that answers read coils (FC 1) with an exception: one tag of four here, but
+    a whole table cut off; min_fraction 0.75 would let the one wrong tag pass."""
+    run = probe_run(REFUSED, wrong={"pump_on": None}, after_wrong={"pump_on": None})
+    outcome = run_check(KIND, obs(run), parts=["reads", "survives"], min_fraction=0.75)
+    assert not outcome.passed and outcome.points == 0
+    assert outcome.evidence["saw"]["reads"]["refused_functions"] == [1]
+    assert "read function(s) 1 never answered" in outcome.message
+    # one wrong value (answered, but not the truth) is what min_fraction is for
+    run = probe_run(REFUSED, wrong={"pump_on": False})
+    assert run_check(KIND, obs(run), parts=["reads"], min_fraction=0.75).passed
+
+
 def test_dropped_connection_fails_survives_and_the_write_it_killed() -> None:
     run = probe_run({5: None, 6: 1, 15: 1, 16: 1}, kept=False, saws={5: "no reply: closed"})
     outcome = run_check(KIND, obs(run), parts=["writes_refused", "survives"])
