@@ -50,7 +50,7 @@ def _read_of(sheet: dict[str, Any]) -> tuple[int, int, int]:
         modbus = tag.get("modbus") or {}
         if modbus.get("table") in ("holding", "input"):
             function = 3 if modbus["table"] == "holding" else 4
-            return function, int(modbus["address"]), 2
+            return function, int(modbus["address"]), 1  # one word: every tag has it
     raise SystemExit("the lab's datasheet has no register tag to poll")
 
 

@@ -169,3 +169,30 @@ def test_serve_refuses_without_bubblewrap(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "bubblewrap" in done.stderr and "apt-get install bubblewrap" in done.stderr
     assert not (tmp_path / "out" / "codes.csv").exists()
+
+
+async def test_no_gateway_is_not_gradable_and_costs_no_attempt(tmp_path: Path) -> None:
+    exam = await start_exam(tmp_path, ["s1"], feedback="none")
+    try:
+        async with httpx.AsyncClient(base_url=exam.base, timeout=30) as client:
+            h1 = await login(client, exam.codes()["s1"])
+            attempt = (await client.post(f"/api/tasks/{TASK}/attempts", headers=h1)).json()
+            # one attempt of a task at a time
+            again = await client.post(f"/api/tasks/{TASK}/attempts", headers=h1)
+            assert again.status_code == 409 and "being graded" in again.json()["detail"]
+            view = await wait_graded(client, h1, attempt["id"])
+            assert view["state"] == "not_gradable"
+            assert "did not connect" in view["result"]["reason"]
+            me = (await client.get("/api/me", headers=h1)).json()
+            assert me["tasks"][0]["attempts_used"] == 0 and me["score"] is None
+            proctor = exam.proctor_headers()
+            assert (await client.post("/api/proctor/pause", headers=proctor)).status_code == 200
+            paused = await client.post(f"/api/tasks/{TASK}/attempts", headers=h1)
+            assert paused.status_code == 409 and "paused" in paused.json()["detail"]
+            me = (await client.get("/api/me", headers=h1)).json()
+            await asyncio.sleep(1.2)
+            assert (await client.get("/api/me", headers=h1)).json()["time_left_s"] == me[
+                "time_left_s"
+            ]
+    finally:
+        await exam.stop()
