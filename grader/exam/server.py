@@ -239,6 +239,12 @@ def _proctor_routes(app: FastAPI) -> None:
         service.set_extra_time(student, body.percent)
         return service.snapshot()
 
+    @app.post("/api/proctor/candidates/{student}/code")
+    async def reissue_code(student: str, service: ProctorDep) -> dict[str, str]:
+        if student not in service.candidates or service.clock.ended:
+            raise HTTPException(404, f"no candidate {student!r} in a running exam")
+        return {"student": student, "code": service.reissue_code(student)}
+
     @app.post("/api/proctor/pause")
     async def pause(service: ProctorDep) -> dict[str, Any]:
         service.pause()

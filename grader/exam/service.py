@@ -266,6 +266,16 @@ class ExamService:
         self.audit.append("extra_time", "proctor", student=student, percent=percent)
         self.touch()
 
+    def reissue_code(self, student: str) -> str:
+        """A new one-time code for a candidate who lost the session; the old token stops."""
+        candidate = self.candidates[student]
+        if candidate.token is not None:
+            self.tokens.pop(candidate.token, None)
+        candidate.token, candidate.code = None, new_code()
+        self.audit.append("code_reissued", "proctor", student=student)
+        self.touch()
+        return candidate.code
+
     def pause(self) -> None:
         self.clock.pause()
         self.audit.append("pause", "proctor")

@@ -189,6 +189,10 @@ async def test_no_gateway_is_not_gradable_and_costs_no_attempt(tmp_path: Path) -
             assert (await client.post("/api/proctor/pause", headers=proctor)).status_code == 200
             paused = await client.post(f"/api/tasks/{TASK}/attempts", headers=h1)
             assert paused.status_code == 409 and "paused" in paused.json()["detail"]
+            # a lost session: the proctor issues a new code, the old token stops working
+            new = await client.post("/api/proctor/candidates/s1/code", headers=proctor)
+            assert (await client.get("/api/me", headers=h1)).status_code == 401
+            h1 = await login(client, new.json()["code"])
             me = (await client.get("/api/me", headers=h1)).json()
             await asyncio.sleep(1.2)
             assert (await client.get("/api/me", headers=h1)).json()["time_left_s"] == me[
