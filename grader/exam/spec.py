@@ -101,6 +101,8 @@ def _unsupported(lab: LabSpec) -> str | None:
     """Why a lab cannot be an exam task yet, or None."""
     if lab.broker.from_submission or lab.broker.submission_conf:
         return "it grades a file of the submission (broker policy / mosquitto.conf)"
+    if any(check.kind.startswith("artifact_") for check in lab.checks):
+        return "it grades files the gateway writes to IIOTLAB_OUTPUT_DIR (on the workstation)"
     if lab.is_line:
         return "multi-plant labs are not served to a remote workstation yet"
     if lab.modbus_proxy:

@@ -21,8 +21,12 @@ CHROMIUM = shutil.which("chromium")
 
 
 async def candidate_in_browser(
-    browser: object, exam: RunningExam, student: str, folder: Path
-) -> asyncio.subprocess.Process:
+    browser: object,
+    exam: RunningExam,
+    student: str,
+    folder: Path,
+    gateways: list[asyncio.subprocess.Process],
+) -> None:
     context = await browser.new_context(accept_downloads=True, locale="zh-CN")  # type: ignore[attr-defined]
     page = await context.new_page()
     await page.goto(exam.ready["portal"])
@@ -44,14 +48,13 @@ async def candidate_in_browser(
     await page.click("button.grade")
     # the portal asks for a (re)start of the gateway; grading starts at its first message
     await page.locator(".attempt .feedback", has_text="gateway.env").wait_for()
-    gateway = await run_gateway(folder)
+    gateways.append(await run_gateway(folder))  # stopped by the caller whatever happens
     score = page.locator(".attempt .feedback .score")
     await score.wait_for(timeout=150_000)
     assert "100 / 100" in await score.inner_text()
     assert await page.locator(".attempt li.pass").count() == 2
     await page.click("#lang")  # English
     assert "Score" in await page.locator(".attempt .feedback .score").inner_text()
-    return gateway
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
@@ -82,9 +85,10 @@ async def test_two_candidates_and_a_proctor_in_chromium(tmp_path: Path) -> None:
                         if left["s2"] > left["s1"] + 800:
                             break
                         await asyncio.sleep(0.2)
-            gateways = list(
-                await asyncio.gather(
-                    *(candidate_in_browser(browser, exam, s, tmp_path / s) for s in ("s1", "s2"))
+            await asyncio.gather(
+                *(
+                    candidate_in_browser(browser, exam, s, tmp_path / s, gateways)
+                    for s in ("s1", "s2")
                 )
             )
             # the dashboard shows the scores without a reload (server-sent events)
@@ -96,8 +100,9 @@ async def test_two_candidates_and_a_proctor_in_chromium(tmp_path: Path) -> None:
             await browser.close()
     finally:
         for gateway in gateways:
-            gateway.terminate()
-            await gateway.wait()
+            if gateway.returncode is None:
+                gateway.terminate()
+                await gateway.wait()
         await exam.stop()
     check_outputs(exam)
 

@@ -64,6 +64,7 @@ async def test_two_candidates_through_the_exam(tmp_path: Path) -> None:
 
             # s1 develops against the live plant for longer than the lab runs (net-01: 6 s)
             developing = await start_reference_gateway(client, h1, TASK, tmp_path / "s1")
+            gateways.append(developing)  # stopped at the end whatever happens
             await asyncio.sleep(8)
             a1 = (await client.post(f"/api/tasks/{TASK}/attempts", headers=h1)).json()
             a2 = (await client.post(f"/api/tasks/{TASK}/attempts", headers=h2)).json()
