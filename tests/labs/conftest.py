@@ -13,10 +13,9 @@ from tests.labs.curriculum import CurriculumPool, Job
 
 PARALLEL_ENV = "IIOTLAB_CURRICULUM_PARALLEL"
 OUT_ENV = "IIOTLAB_CURRICULUM_OUT"
-# Measured on 2 cores (docs/labs.md, *The curriculum harness*): a grading takes its lab's
-# duration plus a few seconds of wall time but only about 3 CPU-seconds in all, so 12 at a
-# time use about 60 % of two cores: the curriculum's ~270 gradings in about 12 minutes
-# without starving the timing of any grading. On a machine shared with other work, set
+# Measured on 2 cores (docs/labs.md, *The curriculum harness*): the whole curriculum, 284
+# gradings, took 16.4 min of wall time and 1,217 CPU-s at 12 at a time (62 % of both
+# cores); CPU alone floors it near 10 min. On a machine shared with other work, set
 # IIOTLAB_CURRICULUM_PARALLEL lower.
 DEFAULT_PARALLEL = 12
 SUMMARY = pytest.StashKey[str]()
