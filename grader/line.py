@@ -167,10 +167,7 @@ def observations(devices: list[LineDevice]) -> tuple[DeviceObservation, ...]:
         assert device.datasheet is not None
         samples = sorted(device.sim.truth.samples(device.sim_device), key=lambda s: s[0])
         writes = tuple(replace(w, device=device.device) for w in device.sim.write_log)
-        sessions = tuple(
-            OpcuaSession.of(s)
-            for s in device.sim.opcua_sessions
-        )
+        sessions = tuple(OpcuaSession.of(s) for s in device.sim.opcua_sessions)
         out.append(
             DeviceObservation(
                 device.device,

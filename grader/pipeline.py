@@ -13,8 +13,8 @@ from pathlib import Path
 
 from grader.checks.registry import CheckRegistry, default_registry
 from grader.environment import StudentRun
-from grader.results import Result
 from grader.mosquitto_submission import load_mosquitto_submission
+from grader.results import Result
 from grader.runner import GATEWAY_WAIT_S, GatewaySpec, grade, now_ms, publish
 from grader.sandbox import SandboxChoice, SandboxUnavailableError, choose_sandbox
 from grader.scoring import not_gradable, submission_error

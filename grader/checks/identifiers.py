@@ -34,9 +34,7 @@ class LineIdentifierParams(CheckParams):
         description="metadata keys that must equal the device's identity",
     )
     at: float | None = Field(default=None, ge=0, description="default: 2 s before the end")
-    parts: list[Part] = Field(
-        default_factory=lambda: list(ALL_PARTS), min_length=1
-    )
+    parts: list[Part] = Field(default_factory=lambda: list(ALL_PARTS), min_length=1)
 
 
 def _expected_identity(obs: Observation, datasheet: Any, device: str) -> dict[str, Any]:
