@@ -44,7 +44,6 @@ BUILTIN_MODULES = (
     "grader.checks.sizing",
     "grader.checks.apps",
     "grader.checks.artifacts",
-    "grader.checks.artifacts",
     "grader.checks.operations",
     "grader.checks.mosquitto_policy",
     "grader.checks.intrusion",
