@@ -40,6 +40,7 @@ from grader.probes.modbus_client import (
 from iiotlab.datasheet import Datasheet, ModbusTagAddress
 from iiotlab.registers import RegisterFormat
 from iiotlab.variants import variant_random
+from simulators.runtime import now_ms
 
 AttackType = Literal["unauthorised_write", "address_scan", "unit_scan", "function_scan"]
 ATTACK_TYPES: tuple[AttackType, ...] = (
@@ -106,10 +107,6 @@ def _words(address: ModbusTagAddress) -> int:
     if address.table in ("coil", "discrete"):
         return 1
     return RegisterFormat(address.type, length=address.length or 1).count
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def describe_frame(pdu: bytes, request: bool) -> dict[str, Any]:
@@ -195,7 +192,7 @@ class ModbusTap:
         self.feed.emit(
             {
                 "type": "inventory",
-                "ts": _now_ms(),
+                "ts": now_ms(),
                 "plc": {"unit": self.unit},
                 "hosts": [
                     {"ip": self.schedule.hmi, "role": "hmi", "may_write": False},
@@ -281,7 +278,7 @@ class ModbusTap:
                 self.feed.emit(
                     {
                         "type": "frame",
-                        "ts": _now_ms(),
+                        "ts": now_ms(),
                         "conn": conn,
                         "client": client,
                         "dir": "request" if request else "response",
@@ -364,7 +361,7 @@ class ModbusTap:
         try:
             for at_s in self.schedule.legit_writes_s:
                 await self._sleep_until(started, at_s)
-                ts = _now_ms()
+                ts = now_ms()
                 try:
                     reply = await self._write_back(client, address, words)
                 except ModbusLinkError as exc:
@@ -382,7 +379,7 @@ class ModbusTap:
 
     async def _attack(self, sheet: Datasheet, started: float, episode: Episode) -> Episode:
         await self._sleep_until(started, episode.at_s)
-        start = _now_ms()
+        start = now_ms()
         client = self._bound(episode.client, SCAN_REPLY_S)
         requests = 0
         try:
@@ -413,7 +410,7 @@ class ModbusTap:
                     requests += 1
         finally:
             await client.close()
-        return Episode(episode.type, episode.client, episode.at_s, start, _now_ms(), requests)
+        return Episode(episode.type, episode.client, episode.at_s, start, now_ms(), requests)
 
 
 def episode_detail(episode: Episode) -> dict[str, Any]:

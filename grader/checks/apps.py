@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from grader.checks.platform import PlatformParams, _answer, _get, _no_answer, _wait
+from grader.checks.platform import (
+    PlatformParams,
+    no_platform_answer,
+    platform_get,
+    probe_answer,
+    wait_for_platform,
+)
 from grader.checks.registry import CheckContext, CheckOutcome, check, probe
 from grader.observation import Observation, TruthSeries
 
@@ -211,9 +217,9 @@ def platform_oee_matches_truth(ctx: CheckContext[OeeParams]) -> CheckOutcome:
     """An APP's OEE figure per window, read back from the platform, equals the truth's."""
     obs, params = ctx.observation, ctx.params
     where = f"GET /api/devices/{obs.tenant}/{params.device}/series?metric={params.metric}"
-    record = _answer(obs, ctx.spec.id, "series")
+    record = probe_answer(obs, ctx.spec.id, "series")
     if record is None or not record.ok:
-        return _no_answer(ctx, record, where)
+        return no_platform_answer(ctx, record, where)
     line = LineTruth.of(obs.truth)
     data_ms = data_from_ms(obs, params.from_s)
     starts = graded_windows(data_ms, record.ts_ms, params, line) if line else []
@@ -254,7 +260,7 @@ def platform_oee_matches_truth(ctx: CheckContext[OeeParams]) -> CheckOutcome:
 
 @probe("platform_oee_matches_truth")
 async def probe_oee(ctx: ProbeContext[OeeParams]) -> None:
-    base = await _wait(ctx, "series")
+    base = await wait_for_platform(ctx, "series")
     if base is None:
         return
     now = ctx.now_ms()
@@ -263,4 +269,6 @@ async def probe_oee(ctx: ProbeContext[OeeParams]) -> None:
         "start": max(0, now - int(ctx.lab.duration_s * 1000) - 60_000),
         "end": now + 60_000,
     }
-    await _get(ctx, "series", base, f"/api/devices/{ctx.tenant}/{ctx.params.device}/series", query)
+    await platform_get(
+        ctx, "series", base, f"/api/devices/{ctx.tenant}/{ctx.params.device}/series", query
+    )

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from grader.checks.platform import PlatformParams, _answer, _get, _no_answer, _wait
+from grader.checks.platform import (
+    PlatformParams,
+    no_platform_answer,
+    platform_get,
+    probe_answer,
+    wait_for_platform,
+)
 from grader.checks.registry import CheckContext, CheckOutcome, check, probe
 from grader.observation import ActionRecord, Observation, TruthEvent
 
@@ -74,10 +80,10 @@ def _cleared(alarm: Alarm) -> int | None:
 
 
 async def _alarms_and_rules(ctx: ProbeContext[Any]) -> None:
-    base = await _wait(ctx, "alarms")
+    base = await wait_for_platform(ctx, "alarms")
     if base is not None:
-        await _get(ctx, "alarms", base, "/api/alarms", {"tenant": ctx.tenant})
-        await _get(ctx, "rules", base, "/api/rules", {"tenant": ctx.tenant})
+        await platform_get(ctx, "alarms", base, "/api/alarms", {"tenant": ctx.tenant})
+        await platform_get(ctx, "rules", base, "/api/rules", {"tenant": ctx.tenant})
 
 
 # --- platform_alarm_after_truth -------------------------------------------------------
@@ -102,10 +108,10 @@ def _device_rules(body: Any, device: str) -> list[dict[str, Any]]:
 def platform_alarm_after_truth(ctx: CheckContext[AfterTruthParams]) -> CheckOutcome:
     """An alarm is active within within_s after a truth value crosses its limit, none before."""
     obs, params = ctx.observation, ctx.params
-    alarms_record = _answer(obs, ctx.spec.id, "alarms")
+    alarms_record = probe_answer(obs, ctx.spec.id, "alarms")
     if alarms_record is None or not alarms_record.ok:
-        return _no_answer(ctx, alarms_record, "GET /api/alarms")
-    rules_record = _answer(obs, ctx.spec.id, "rules")
+        return no_platform_answer(ctx, alarms_record, "GET /api/alarms")
+    rules_record = probe_answer(obs, ctx.spec.id, "rules")
     rules = _device_rules(rules_record.detail.get("body") if rules_record else None, obs.device)
     alarms = _device_alarms(alarms_record.detail.get("body"), obs.device, params.metric)
     crossed = crossing_ms(obs, params.tag, params.above)
@@ -281,9 +287,9 @@ def platform_operations_alarms(ctx: CheckContext[OperationsParams]) -> CheckOutc
 
     The times come from the grader's scenario record (kills) and the truth (stalls)."""
     obs, params = ctx.observation, ctx.params
-    record = _answer(obs, ctx.spec.id, "alarms")
+    record = probe_answer(obs, ctx.spec.id, "alarms")
     if record is None or not record.ok:
-        return _no_answer(ctx, record, "GET /api/alarms")
+        return no_platform_answer(ctx, record, "GET /api/alarms")
     alarms = _device_alarms(record.detail.get("body"), obs.device)
     others = [a for a in alarms if not explained(obs, a, params)]
     parts: list[tuple[str, float, bool]] = []

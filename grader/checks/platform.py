@@ -52,7 +52,7 @@ class AggregateParams(PlatformParams):
 # --- probes -------------------------------------------------------------------------
 
 
-async def _wait(ctx: ProbeContext[Any], name: str) -> str | None:
+async def wait_for_platform(ctx: ProbeContext[Any], name: str) -> str | None:
     """Sleep until params.at (default 2 s before the end); the platform URL, or None."""
     at = ctx.params.at if ctx.params.at is not None else max(0.0, ctx.lab.duration_s - 2)
     await ctx.sleep_until(at)
@@ -61,7 +61,7 @@ async def _wait(ctx: ProbeContext[Any], name: str) -> str | None:
     return ctx.env.platform_url
 
 
-async def _get(
+async def platform_get(
     ctx: ProbeContext[Any], name: str, base: str, path: str, query: dict[str, Any]
 ) -> None:
     """GET path on the platform and record the status and JSON body."""
@@ -90,12 +90,14 @@ async def _get(
     )
 
 
-def _answer(obs: Observation, check_id: str, name: str) -> ProbeRecord | None:
+def probe_answer(obs: Observation, check_id: str, name: str) -> ProbeRecord | None:
     found = [p for p in obs.probes_of(check_id) if p.name == name]
     return found[-1] if found else None
 
 
-def _no_answer(ctx: CheckContext[Any], record: ProbeRecord | None, where: str) -> CheckOutcome:
+def no_platform_answer(
+    ctx: CheckContext[Any], record: ProbeRecord | None, where: str
+) -> CheckOutcome:
     saw = record.saw if record is not None else "the grader did not query the platform"
     return CheckOutcome(
         0.0,
@@ -137,9 +139,9 @@ def _alarms_on(body: Any, metric: str, device: str) -> list[dict[str, Any]]:
 def platform_alarm_raised(ctx: CheckContext[AlarmParams]) -> CheckOutcome:
     """The platform raised an alarm on the metric within within_s of the scenario event."""
     obs, params = ctx.observation, ctx.params
-    record = _answer(obs, ctx.spec.id, "alarms")
+    record = probe_answer(obs, ctx.spec.id, "alarms")
     if record is None or not record.ok:
-        return _no_answer(ctx, record, "GET /api/alarms")
+        return no_platform_answer(ctx, record, "GET /api/alarms")
     events = _alarm_events(obs, params.event)
     alarms = sorted(
         _alarms_on(record.detail.get("body"), params.metric, obs.device),
@@ -180,9 +182,9 @@ def platform_alarm_raised(ctx: CheckContext[AlarmParams]) -> CheckOutcome:
 
 @probe("platform_alarm_raised")
 async def probe_alarms(ctx: ProbeContext[AlarmParams]) -> None:
-    base = await _wait(ctx, "alarms")
+    base = await wait_for_platform(ctx, "alarms")
     if base is not None:
-        await _get(ctx, "alarms", base, "/api/alarms", {"tenant": ctx.tenant})
+        await platform_get(ctx, "alarms", base, "/api/alarms", {"tenant": ctx.tenant})
 
 
 # --- platform_identifier_resolves -------------------------------------------------------
@@ -193,9 +195,9 @@ def platform_identifier_resolves(ctx: CheckContext[IdentifierParams]) -> CheckOu
     """The identifier resolves on the platform to the expected device."""
     obs, params = ctx.observation, ctx.params
     where = f"GET /api/resolve/{params.identifier}"
-    record = _answer(obs, ctx.spec.id, "resolve")
+    record = probe_answer(obs, ctx.spec.id, "resolve")
     if record is None:
-        return _no_answer(ctx, record, where)
+        return no_platform_answer(ctx, record, where)
     body = record.detail.get("body")
     body = body if isinstance(body, dict) else {}
     expected = params.device or obs.device
@@ -219,10 +221,10 @@ def platform_identifier_resolves(ctx: CheckContext[IdentifierParams]) -> CheckOu
 
 @probe("platform_identifier_resolves")
 async def probe_resolve(ctx: ProbeContext[IdentifierParams]) -> None:
-    base = await _wait(ctx, "resolve")
+    base = await wait_for_platform(ctx, "resolve")
     if base is not None:
         path = "/api/resolve/" + quote(ctx.params.identifier, safe="/")
-        await _get(ctx, "resolve", base, path, {})
+        await platform_get(ctx, "resolve", base, path, {})
 
 
 # --- platform_aggregate_matches_truth -----------------------------------------------------
@@ -280,10 +282,10 @@ def compare_buckets(
 def platform_aggregate_matches_truth(ctx: CheckContext[AggregateParams]) -> CheckOutcome:
     """The platform's per-interval aggregate equals the same aggregate of the ground truth."""
     obs, params = ctx.observation, ctx.params
-    record = _answer(obs, ctx.spec.id, "series")
+    record = probe_answer(obs, ctx.spec.id, "series")
     where = f"GET /api/devices/{obs.tenant}/{obs.device}/series"
     if record is None or not record.ok:
-        return _no_answer(ctx, record, where)
+        return no_platform_answer(ctx, record, where)
     body = record.detail.get("body")
     points = body.get("points", []) if isinstance(body, dict) else []
     interval_ms = int(record.detail.get("interval", params.interval_s * 1000))
@@ -312,7 +314,7 @@ def platform_aggregate_matches_truth(ctx: CheckContext[AggregateParams]) -> Chec
 
 @probe("platform_aggregate_matches_truth")
 async def probe_series(ctx: ProbeContext[AggregateParams]) -> None:
-    base = await _wait(ctx, "series")
+    base = await wait_for_platform(ctx, "series")
     if base is None:
         return
     interval = int(ctx.params.interval_s * 1000)
@@ -325,4 +327,4 @@ async def probe_series(ctx: ProbeContext[AggregateParams]) -> None:
         "interval": interval,
         "aggregation": ctx.params.aggregation,
     }
-    await _get(ctx, "series", base, f"/api/devices/{ctx.tenant}/{ctx.device}/series", query)
+    await platform_get(ctx, "series", base, f"/api/devices/{ctx.tenant}/{ctx.device}/series", query)
