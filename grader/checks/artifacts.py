@@ -89,6 +89,13 @@ def read_csv(
         text = found.data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ArtifactError(f"{where} is not UTF-8 text (byte {error.start})") from None
+    try:
+        return _parse_csv(text, where, columns)
+    except csv.Error as error:  # e.g. a field over csv's size limit, a NUL byte
+        raise ArtifactError(f"{where} is not readable as CSV: {error}") from None
+
+
+def _parse_csv(text: str, where: str, columns: Sequence[str]) -> list[dict[str, float]]:
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in columns if c not in header]

@@ -14,7 +14,6 @@ attack started (arrival time at the grader's observer, never the detector's own 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +21,7 @@ from pydantic import Field
 
 from grader.checks.registry import CheckContext, CheckOutcome, CheckParams, check, probe
 from grader.modbus_tap import ATTACK_TYPES, ModbusTap
+from grader.observation import decode_json
 
 if TYPE_CHECKING:
     from grader.observation import Observation
@@ -60,10 +60,7 @@ def alerts_of(obs: Observation) -> tuple[list[Alert], list[str]]:
     for message in obs.messages:
         if message.topic != topic:
             continue
-        try:
-            data = json.loads(message.payload)
-        except (ValueError, UnicodeDecodeError):
-            data = None
+        data, _ = decode_json(message.payload)
         if (
             not isinstance(data, dict)
             or not isinstance(data.get("type"), str)

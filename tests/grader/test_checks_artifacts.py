@@ -126,6 +126,10 @@ def test_duplicates_counted_as_readings_fail_the_kpis() -> None:
         (csv_file("power_1s.csv", "ts,active_power", [[1, 2]]), "no column ts_ms"),
         (csv_file("power_1s.csv", SERIES_HEADER, [[T0, "high"]]), "line 2: not numbers"),
         (csv_file("power_1s.csv", SERIES_HEADER, [[T0, "nan"]]), "not a finite number"),
+        (
+            SubmittedFile("power_1s.csv", 200_010, b"ts_ms,active_power\n1," + b"9" * 200_000),
+            "is not readable as CSV: field larger than field limit",
+        ),
     ],
 )
 def test_missing_or_garbled_files_score_zero_with_a_reason(

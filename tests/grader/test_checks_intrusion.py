@@ -85,6 +85,8 @@ def test_garbled_alerts_and_a_missing_run_fail_false_positives() -> None:
     messages = [alert(k, ATTACKERS[k], STARTS[k] + 300) for k in ATTACK_TYPES]
     garbled = ObservedMessage(f"iiot/{TENANT}/ids/alert", b"intruder!", T0 + 9000)
     assert not grade([*messages, garbled], parts=["false_positives"]).passed
+    nested = ObservedMessage(f"iiot/{TENANT}/ids/alert", b"[" * 100_000, T0 + 9000)
+    assert not grade([*messages, nested], parts=["false_positives"]).passed  # no RecursionError
     silent = run_check("intrusion_detection", observation([]), parts=["false_positives"])
     assert silent.points == 0  # no traffic played: nothing proves the detector stays quiet
 
