@@ -24,12 +24,6 @@ from grader.checks.reliability import OutageParams, plant_change
 from grader.observation import ActionRecord, Observation, TelemetryRecord, TruthSeries, Value
 
 
-def _lab_error(ctx: CheckContext[Any], why: str) -> CheckOutcome:
-    return CheckOutcome(
-        0.0, ctx.spec.points, False, f"lab error: {why}", {"expected": why, "where": "lab.yaml"}
-    )
-
-
 # -- report by exception -------------------------------------------------------------------
 
 
@@ -217,8 +211,8 @@ def restart_inside_outage(ctx: CheckContext[RestartOutageParams]) -> CheckOutcom
     obs, params = ctx.observation, ctx.params
     pair = _outage_with_kill(obs)
     if pair is None:
-        return _lab_error(
-            ctx, "the scenario needs a gateway_kill/gateway_restart inside a broker_outage"
+        return ctx.lab_error(
+            "the scenario needs a gateway_kill/gateway_restart inside a broker_outage"
         )
     outage, kill = pair
     records = obs.telemetry

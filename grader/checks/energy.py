@@ -108,6 +108,8 @@ def _share_ok(rows: list[dict[str, Any]], minimum: int, fraction: float) -> bool
 def energy_used_matches_truth(ctx: CheckContext[EnergyUsedParams]) -> CheckOutcome:
     """The energy used since the gateway started, across the counter's rollover."""
     obs, params = ctx.observation, ctx.params
+    if params.tag not in {t.name for t in ctx.datasheet.tags}:
+        return ctx.lab_error(f"the datasheet has no counter tag '{params.tag}'")
     wrap, count = counter_wrap(ctx.datasheet, params.tag)
     resolution = params.resolution if params.resolution is not None else 2 * count
     truth = CounterTruth(obs.truth, params.tag, wrap)

@@ -96,6 +96,11 @@ def opcua_subscription(ctx: CheckContext[SubscriptionParams]) -> CheckOutcome:
     obs, params = ctx.observation, ctx.params
     sessions = list(obs.opcua_sessions)
     nodes = _tag_nodes(ctx.datasheet, params.tags)
+    missing = sorted(set(params.tags or []) - set(nodes))
+    if not nodes or missing:
+        return ctx.lab_error(
+            f"tags without an OPC UA node in the datasheet: {', '.join(missing) or 'all'}"
+        )
     monitored = _monitored(sessions)
     reads = _reads_after(sessions, obs.steady_from_ms)
     unmonitored = sorted(tag for tag, node in nodes.items() if node not in monitored)

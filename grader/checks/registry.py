@@ -96,6 +96,16 @@ class CheckContext(Generic[P]):
     ) -> CheckOutcome:
         return CheckOutcome.from_parts(self.spec.points, parts, evidence)
 
+    def lab_error(self, why: str) -> CheckOutcome:
+        """The lab's own mistake (a tag or step it needs is missing): 0 points, saying why."""
+        return CheckOutcome(
+            0.0,
+            self.spec.points,
+            False,
+            f"lab error: {why}",
+            {"expected": why, "where": "lab.yaml"},
+        )
+
 
 Evaluate = Callable[[CheckContext[Any]], CheckOutcome]
 Probe = Callable[["ProbeContext[Any]"], Coroutine[Any, Any, None]]

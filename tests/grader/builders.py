@@ -188,13 +188,20 @@ LAB = LabSpec.model_validate(
 )
 
 
-def run_check(kind: str, obs: Observation, points: float = 10, **params: Any) -> CheckOutcome:
+def run_check(
+    kind: str,
+    obs: Observation,
+    points: float = 10,
+    *,
+    datasheet: Datasheet = SHEET,
+    **params: Any,
+) -> CheckOutcome:
     check_kind = default_registry().get(kind)
     assert check_kind is not None
     spec = CheckSpec(
         id="c", kind=kind, points=points, params=params, hint=Bilingual(en="hint", zh="提示")
     )
     context: CheckContext[Any] = CheckContext(
-        LAB, spec, check_kind.params.model_validate(params), SHEET, obs
+        LAB, spec, check_kind.params.model_validate(params), datasheet, obs
     )
     return check_kind.evaluate(context)

@@ -112,7 +112,11 @@ def test_cli_lab_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     runner = CliRunner()
     listed = runner.invoke(build_app(), ["lab", "list"])
     assert listed.exit_code == 0, listed.output
-    assert [line.split()[0] for line in listed.output.splitlines()] == REPO_LABS
+    header, *rows = listed.output.splitlines()
+    assert header.split() == ["lab", "track", "positions", "plant", "duration", "points", "title"]
+    assert [line.split()[0] for line in rows] == REPO_LABS
+    edge = next(line for line in rows if line.startswith(EDGE))
+    assert edge.split()[1:6] == ["edge", "4,15", "tank", "38s", "100"]
 
     shown = runner.invoke(build_app(), ["lab", "show", EDGE, "--lang", "zh"])
     assert shown.exit_code == 0

@@ -9,7 +9,7 @@ import pytest
 from grader.checks.registry import BUILTIN_MODULES, default_registry
 from grader.observation import ObservedMessage
 from tests.grader.builders import DEVICE, T0, TENANT, good_stream, observation, run_check
-from tests.grader.test_checks_do_nothing import DO_NOTHING, EVENTS, SCENARIO
+from tests.grader.test_checks_do_nothing import DO_NOTHING, EVENTS, case_actions, case_sheet
 
 pytestmark = pytest.mark.unit
 
@@ -35,8 +35,10 @@ def hostile(received: int) -> list[ObservedMessage]:
 def test_no_check_crashes_on_hostile_telemetry(kind: str) -> None:
     params, probes = DO_NOTHING[kind]
     messages = [*good_stream(), *hostile(T0 + 12_500)]
-    obs = observation(messages, actions=SCENARIO, probes=tuple(probes), truth_events=EVENTS)
-    outcome = run_check(kind, obs, **params)
+    obs = observation(
+        messages, actions=case_actions(kind), probes=tuple(probes), truth_events=EVENTS
+    )
+    outcome = run_check(kind, obs, datasheet=case_sheet(kind), **params)
     assert 0 <= outcome.points <= outcome.max_points
     json.dumps(outcome.evidence)  # the result stays serialisable
 

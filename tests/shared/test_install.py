@@ -158,7 +158,9 @@ def test_readme_commands_from_outside_the_repository(installed: Installed, tmp_p
 
     listed = _run(["iiotlab", "lab", "list"], cwd=here, env=env)
     expected = sorted(p.parent.name for p in (ROOT / "labs").glob("*/lab.yaml"))
-    assert [line.split()[0] for line in listed.stdout.splitlines()] == expected
+    header, *rows = listed.stdout.splitlines()
+    assert header.split()[:2] == ["lab", "track"]
+    assert [line.split()[0] for line in rows] == expected
 
     shown = _run(["iiotlab", "lab", "show", LAB, "--lang", "zh"], cwd=here, env=env)
     assert (
