@@ -1,5 +1,16 @@
 """values_match_truth: what the gateway sent, time-aligned on ts, against the simulator.
 
+A sample matches when the simulator served its value at some moment the read can have
+happened: within `align_ms` of its ts, and also anywhere from the gateway's previous read
+of the tag (the ts of the message before it, less `align_ms`: reads come one after
+another) until the message reached the grader (a read cannot come after its message
+arrived; not for a replayed message, which waited in a buffer). On a busy machine the
+plant answers late and a gateway processes late, so a stamp can be seconds from the read
+it labels: a heartbeat stamped "now" repeats a value read before, a stamp taken around a
+request precedes the answer. These bounds come from the order of the gateway's own
+messages and the grader's clock, and no wrong decoding, wrong tag or value late by more
+than a report interval fits them.
+
 When a tag does not match, the check tries the usual mistakes (other word order,
 scale/offset missing, neighbouring address, another tag, stale value) and names the one
 that explains what the gateway sent, or every one that explains it equally well.
@@ -10,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any
 
 from pydantic import Field
@@ -22,6 +32,7 @@ from iiotlab.errors import RegisterCodecError
 from iiotlab.registers import WORD_ORDERS, RegisterFormat, decode, encode
 
 Sample = tuple[int, Value]  # (ts_ms, value the gateway sent)
+Read = tuple[int, Value, int, int]  # (ts_ms, value, earliest and latest the read can have been)
 
 
 class ValuesParams(CheckParams):
@@ -34,11 +45,28 @@ class ValuesParams(CheckParams):
 
 def gateway_samples(obs: Observation, tag: str) -> list[Sample]:
     """(ts, value) of a metric in every telemetry message sampled after the gateway started."""
-    out: list[Sample] = []
-    for record in obs.telemetry:
+    return [(read[0], read[1]) for read in gateway_reads(obs, tag)]
+
+
+def gateway_reads(obs: Observation, tag: str, align_ms: int = 600) -> list[Read]:
+    """gateway_samples with, for each, the earliest and latest moment of its read.
+
+    Earliest: align_ms before its own ts or before the ts of the previous message (in
+    arrival order) that carried the tag, whichever is earlier. Latest: align_ms after its
+    ts or its arrival at the grader, whichever is later; a replayed message waited in the
+    gateway's buffer, so its arrival says nothing about when it was read.
+    """
+    out: list[Read] = []
+    previous: int | None = None
+    for record in sorted(obs.telemetry, key=lambda r: r.received_ms):
         value, ts = record.metrics.get(tag), record.ts
-        if value is not None and ts is not None and ts >= obs.started_ms - 1000:
-            out.append((ts, value))
+        if value is None or ts is None:
+            continue
+        earliest = min(ts, ts if previous is None else previous) - align_ms
+        previous = ts
+        if ts >= obs.started_ms - 1000:
+            latest = ts + align_ms if record.replayed else max(ts + align_ms, record.received_ms)
+            out.append((ts, value, earliest, latest))
     return sorted(out, key=lambda item: item[0])
 
 
@@ -68,18 +96,21 @@ def _telling(a: Value, b: Value | None, tolerance: float) -> bool:
 
 
 def _truth_near(truth: TruthSeries, tag: str, ts: int, *, align_ms: int) -> list[Value]:
-    near = truth.values_between(tag, ts - align_ms, ts + align_ms)
+    return _truth_between(truth, tag, ts, ts - align_ms, ts + align_ms)
+
+
+def _truth_between(truth: TruthSeries, tag: str, ts: int, start: int, end: int) -> list[Value]:
+    """The values the simulator served from start to end, and the one it served at ts."""
+    near = truth.values_between(tag, start, end)
     at = truth.value_at(tag, ts)
     return [*near, at] if at is not None else near
 
 
-def _fraction(
-    samples: Sequence[Sample], expected: Callable[[int], Sequence[Value | None]], tolerance: float
-) -> float:
-    if not samples:
-        return 0.0
-    ok = sum(1 for ts, v in samples if any(_close(v, e, tolerance) for e in expected(ts)))
-    return ok / len(samples)
+def _matches(read: Read, truth: TruthSeries, tag: str, tolerance: float) -> bool:
+    ts, value, earliest, latest = read
+    return any(
+        _close(value, e, tolerance) for e in _truth_between(truth, tag, ts, earliest, latest)
+    )
 
 
 def _fmt(tag: TagSpec) -> RegisterFormat | None:
@@ -318,17 +349,19 @@ def _device_values(
     per_tag: dict[str, Any] = {}
     for tag in _graded_tags(ctx):
         tolerance = params.tolerance.get(tag.name, tag.tolerance or 0.0)
-        samples = gateway_samples(obs, tag.name)
-        near = partial(_truth_near, obs.truth, tag.name, align_ms=params.align_ms)
-        fraction = _fraction(samples, near, tolerance)
+        reads = gateway_reads(obs, tag.name, params.align_ms)
+        samples = [(read[0], read[1]) for read in reads]
+        matched = [_matches(read, obs.truth, tag.name, tolerance) for read in reads]
+        fraction = sum(matched) / len(reads) if reads else 0.0
         ok = bool(samples) and fraction >= params.min_fraction
         entry: dict[str, Any] = {
             "samples": len(samples),
             "matching": round(fraction, 3),
             "tolerance": tolerance,
         }
-        if samples:
-            ts, sent = samples[len(samples) // 2]
+        if samples:  # the first sample that does not match, or the middle one
+            wrong = [i for i, good in enumerate(matched) if not good]
+            ts, sent = samples[wrong[0] if wrong else len(samples) // 2]
             entry.update(expected=obs.truth.value_at(tag.name, ts), saw=sent, where_ts=ts)
         if not ok:
             found = diagnose(

@@ -6,7 +6,15 @@ import pytest
 
 from grader.observation import ObservedMessage
 from iiotlab.registers import RegisterFormat, decode, encode
-from tests.grader.builders import SHEET, good_stream, observation, run_check, telemetry
+from tests.grader.builders import (
+    SHEET,
+    T0,
+    flow_at,
+    good_stream,
+    observation,
+    run_check,
+    telemetry,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -116,3 +124,64 @@ def test_word_order_of_a_scaled_int_is_diagnosed_despite_noise() -> None:
     assert not outcome.passed
     diagnosis = outcome.evidence["saw"]["flow"]["diagnosis"]
     assert diagnosis == "word order: decoded as CDAB, the datasheet says ABCD"
+
+
+def _early_stamps(*, replayed: bool, value_offset: float = 0.0) -> list[ObservedMessage]:
+    """Each read stamped 700 ms before the plant served its value (a starved plant answers
+    late), the message arriving 100 ms after: flow steps every second, so the stamp's
+    +-600 ms never shows the value sent."""
+    out = []
+    for seq, second in enumerate(range(2, 28)):
+        served = T0 + second * 1000 + 10
+        value = flow_at(served) + value_offset
+        out.append(
+            telemetry(
+                seq,
+                served - 710,
+                {"flow": value},
+                received=served + 100,
+                replayed=replayed,
+            )
+        )
+    return out
+
+
+def test_a_value_served_after_its_stamp_matches_up_to_the_message_arrival() -> None:
+    live = run_check(
+        "values_match_truth", observation(_early_stamps(replayed=False)), tags=["flow"]
+    )
+    assert live.passed, live.evidence
+    # the same samples from the buffer: their arrival says nothing about when they were read
+    replayed = run_check(
+        "values_match_truth", observation(_early_stamps(replayed=True)), tags=["flow"]
+    )
+    assert not replayed.passed
+    # a wrong value arriving late is still wrong
+    wrong = run_check(
+        "values_match_truth",
+        observation(_early_stamps(replayed=False, value_offset=1.0)),
+        tags=["flow"],
+    )
+    assert not wrong.passed
+    entry = wrong.evidence["saw"]["flow"]
+    assert entry["saw"] != entry["expected"] and entry["where_ts"] == T0 + 2000 + 10 - 710
+
+
+def test_a_heartbeat_repeating_the_previous_read_matches_it() -> None:
+    """A heartbeat stamped "now" carries the value of the gateway's previous read, 1.6 s
+    back and a flow step ago: the read happened after the previous message's read."""
+    messages = []
+    for seq, second in enumerate(range(2, 26, 2)):
+        read = T0 + second * 1000 + 100
+        messages.append(telemetry(2 * seq, read, {"flow": flow_at(read)}, received=read + 50))
+        beat = read + 1600
+        messages.append(telemetry(2 * seq + 1, beat, {"flow": flow_at(read)}, received=beat + 50))
+    outcome = run_check("values_match_truth", observation(messages), tags=["flow"])
+    assert outcome.passed, outcome.evidence
+    # values older than the gateway's previous message are stale, not read late
+    stale = [
+        telemetry(seq, ts, {"flow": flow_at(ts - 2500)}, received=ts + 50)
+        for seq, ts in enumerate(range(T0 + 3100, T0 + 27_000, 1000))
+    ]
+    outcome = run_check("values_match_truth", observation(stale), tags=["flow"])
+    assert not outcome.passed
