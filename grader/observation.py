@@ -20,8 +20,8 @@ from grader.artifacts import SubmittedFile
 from iiotlab.datasheet import Datasheet
 
 # The simulator's records, used as is (re-exported for the checks).
-from simulators.opcua.sessions import MonitoredItemRecord as MonitoredItemRecord
-from simulators.opcua.sessions import OpcuaSessionRecord
+from simulators.opcua.records import MonitoredItemRecord as MonitoredItemRecord
+from simulators.opcua.records import OpcuaSessionRecord
 from simulators.runtime import WriteRecord as WriteRecord
 
 Value = float | int | bool | str

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import math
 import resource
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,8 @@ class Submission:
     duration_s: float = 0.0
     # mismatch: the solution run with another student's datasheet (that student's id)
     configured_for: str | None = None
+    # slots of the pool a grading takes: a line of twenty PLCs is four plants' work
+    weight: int = 1
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ def lab_submissions(lab: Lab) -> list[Submission]:
     if lab.spec is None:
         return []
     duration = lab.spec.duration_s
+    weight = lab_weight(len(lab.spec.plants))
     found = [Submission(lab.id, lab.path, "solution", "solution", lab.path / "solution")]
     for folder in lab.mutant_folders():
         try:
@@ -155,8 +160,38 @@ def lab_submissions(lab: Lab) -> list[Submission]:
         )
     found.append(Submission(lab.id, lab.path, "starter", "starter", lab.path / "starter"))
     return [
-        Submission(s.lab, s.lab_path, s.kind, s.name, s.folder, s.loses, duration) for s in found
+        Submission(s.lab, s.lab_path, s.kind, s.name, s.folder, s.loses, duration, weight=weight)
+        for s in found
     ]
+
+
+DEVICES_PER_SLOT = 5
+
+
+def lab_weight(devices: int) -> int:
+    """Pool slots of one grading: one per five devices of the line (at least one).
+
+    A grading's own simulators, proxies and broker run in its grader process; twenty PLCs
+    there cost about four single-plant gradings, and twelve of them at once would starve
+    the simulators whose timing the checks measure (tick p95 > 300 ms)."""
+    return max(1, math.ceil(devices / DEVICES_PER_SLOT))
+
+
+def interleaved(jobs: Iterable[Job]) -> list[Job]:
+    """Longest labs first; within a duration, one job of each lab in turn, so that the
+    gradings of one heavy lab are spread over the run instead of all running together."""
+    by_lab: dict[str, list[Job]] = {}
+    for job in sorted(jobs, key=lambda j: (-j.submission.duration_s, j.key)):
+        by_lab.setdefault(job.submission.lab, []).append(job)
+    ordered: list[Job] = []
+    durations = sorted({q[0].submission.duration_s for q in by_lab.values()}, reverse=True)
+    for duration in durations:
+        queues = [q for q in by_lab.values() if q and q[0].submission.duration_s == duration]
+        while any(queues):
+            for queue in queues:
+                if queue:
+                    ordered.append(queue.pop(0))
+    return ordered
 
 
 @dataclass
@@ -263,6 +298,33 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class WeightedGate:
+    """A semaphore whose holders take several slots; jobs start in the order they ask."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._free = slots
+        self._changed = asyncio.Condition()
+        self._queue: list[object] = []
+
+    @contextlib.asynccontextmanager
+    async def taking(self, weight: int) -> AsyncIterator[None]:
+        weight = min(weight, self.slots)
+        ticket = object()
+        async with self._changed:
+            self._queue.append(ticket)
+            await self._changed.wait_for(lambda: self._queue[0] is ticket and self._free >= weight)
+            self._queue.pop(0)
+            self._free -= weight
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._free += weight
+                self._changed.notify_all()
+
+
 class CurriculumPool:
     """Grades jobs concurrently in a background event loop; `outcome(job)` waits for one."""
 
@@ -270,7 +332,7 @@ class CurriculumPool:
         self.root = root
         self.stats = PoolStats(parallel)
         # the pool's own gate, so that a job's clock starts when its grading does
-        self._gate = asyncio.Semaphore(parallel)
+        self._slots = WeightedGate(parallel)
         self._grader = LocalGrader(parallel)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -281,8 +343,7 @@ class CurriculumPool:
 
     def submit(self, jobs: Iterable[Job]) -> None:
         """Queue jobs, longest lab first (a short lab fills the gaps at the end)."""
-        ordered = sorted(jobs, key=lambda j: (-j.submission.duration_s, j.key))
-        for job in ordered:
+        for job in interleaved(jobs):
             if job.key in self._futures:
                 continue
             with self._lock:
@@ -298,7 +359,7 @@ class CurriculumPool:
         base = self.root / job.submission.lab / job.submission.name
         out = base / "out" / job.student
         out.mkdir(parents=True, exist_ok=True)
-        async with self._gate:
+        async with self._slots.taking(job.submission.weight):
             started = time.monotonic()
             error = await self._run(job, base, out)
             wall = time.monotonic() - started

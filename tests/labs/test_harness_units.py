@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,11 @@ from tests.labs.curriculum import (
     MutantFormatError,
     Outcome,
     Submission,
+    WeightedGate,
     discover_labs,
+    interleaved,
     lab_submissions,
+    lab_weight,
     load_mutant,
 )
 
@@ -115,3 +119,41 @@ def test_only_the_selected_tests_jobs_are_graded() -> None:
     job = Job(Submission("net-01", NET01, "solution", "solution", NET01 / "solution"), "bo")
     items = [Item({"job": job}), Item({"lab": "x"}), Item({})]
     assert selected_jobs(items) == [job]  # type: ignore[arg-type]
+
+
+def test_a_line_of_twenty_plcs_takes_four_slots() -> None:
+    assert [lab_weight(n) for n in (0, 1, 5, 6, 20)] == [1, 1, 1, 2, 4]
+    int02 = next(lab for lab in discover_labs() if lab.id == "int-02-sizing")
+    assert {s.weight for s in lab_submissions(int02)} == {4}
+
+
+def test_jobs_of_one_lab_are_spread_over_the_run() -> None:
+    def job(lab: str, name: str, duration: float) -> Job:
+        return Job(Submission(lab, NET01, "mutant", name, NET01, duration_s=duration), "ana")
+
+    jobs = [job("b", n, 30) for n in "xyz"] + [job("a", n, 30) for n in "xy"] + [job("c", "x", 45)]
+    assert [j.key for j in interleaved(jobs)] == [
+        "c/x/ana",
+        "a/x/ana",
+        "b/x/ana",
+        "a/y/ana",
+        "b/y/ana",
+        "b/z/ana",
+    ]
+
+
+async def test_the_weighted_gate_never_holds_more_than_its_slots() -> None:
+    gate = WeightedGate(5)
+    held: list[int] = []
+    peak = 0
+
+    async def run(weight: int) -> None:
+        nonlocal peak
+        async with gate.taking(weight):
+            held.append(min(weight, gate.slots))
+            peak = max(peak, sum(held))
+            await asyncio.sleep(0.01)
+            held.remove(min(weight, gate.slots))
+
+    await asyncio.gather(*(run(w) for w in (4, 1, 1, 4, 2, 9, 1)))
+    assert peak == 5 and not held  # a weight over the slots takes them all
