@@ -23,7 +23,6 @@ from grader.checks.registry import CheckContext, CheckOutcome, CheckParams, chec
 from grader.checks.reliability import OutageParams, plant_change
 from grader.observation import ActionRecord, Observation, TelemetryRecord, TruthSeries, Value
 
-
 # -- report by exception -------------------------------------------------------------------
 
 
