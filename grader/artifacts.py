@@ -3,8 +3,9 @@
 A data lab's submission (plat-05: a cleaned export, per-shift KPIs) writes its results as
 files. The grader gives it an empty folder in its workspace, and once every process of the
 run is gone it reads what is there: regular files only (a link is reported, never
-followed), at most MAX_FILES, each kept whole up to MAX_FILE_BYTES (a larger one is
-reported with its size). What was kept is also copied to the out folder's `output/`.
+followed), at most MAX_FILES (the files the lab's checks name first, then the others in
+name order), each kept whole up to MAX_FILE_BYTES (a larger one is reported with its
+size). What was kept is also copied to the out folder's `output/`.
 Checks read the files from the Observation; a missing or garbled file is the student's
 mistake with a message, never a crash.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,12 +56,18 @@ def _entries(folder: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def collect(folder: Path, copy_to: Path | None = None) -> tuple[SubmittedFile, ...]:
-    """The files under `folder` (see module doc); kept ones are copied under `copy_to`."""
+def collect(
+    folder: Path, copy_to: Path | None = None, wanted: Collection[str] = ()
+) -> tuple[SubmittedFile, ...]:
+    """The files under `folder` (see module doc); kept ones are copied under `copy_to`.
+
+    `wanted`: the names the lab's checks read; they are collected whatever else is there.
+    """
     if not folder.is_dir():
         return ()
     files: list[SubmittedFile] = []
-    for relative, path in _entries(folder)[:MAX_FILES]:
+    entries = sorted(_entries(folder), key=lambda entry: entry[0] not in wanted)
+    for relative, path in entries[:MAX_FILES]:
         try:
             info = path.lstat()
         except OSError:

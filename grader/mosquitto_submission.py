@@ -327,16 +327,33 @@ def check_passwords(text: str, path: Path) -> None:
             )
 
 
+def _text(path: Path, missing: str, expected: str) -> str:
+    """A submitted file's text; a SubmissionError for anything but a readable UTF-8 file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _error(missing, path, expected=expected) from None
+    except IsADirectoryError:
+        raise _error(f"{path.name} is a folder", path, expected=expected) from None
+    except UnicodeDecodeError as exc:
+        raise _error(
+            f"{path.name} is not UTF-8 text (byte {exc.start})", path, expected=expected
+        ) from None
+    except OSError as exc:
+        raise _error(
+            f"{path.name} cannot be read: {exc.strerror}", path, expected=expected
+        ) from None
+
+
 def _credentials(folder: Path, tenant: str) -> tuple[str, str]:
     path = folder / CREDENTIALS_FILE
+    text = _text(
+        path,
+        "the gateway's account is missing",
+        "credentials.yaml with `username:` and `password:` of your gateway's user",
+    )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8").replace(TENANT_PLACEHOLDER, tenant))
-    except FileNotFoundError:
-        raise _error(
-            "the gateway's account is missing",
-            path,
-            expected="credentials.yaml with `username:` and `password:` of your gateway's user",
-        ) from None
+        data = yaml.safe_load(text.replace(TENANT_PLACEHOLDER, tenant))
     except yaml.YAMLError as exc:
         raise _error(f"not valid YAML: {exc}", path) from None
     if not isinstance(data, dict) or not all(
@@ -356,14 +373,7 @@ def load_mosquitto_submission(folder: Path, tenant: str) -> MosquittoSubmission:
     for name in (CONF_FILE, CREDENTIALS_FILE):
         if (folder / name).is_symlink():
             raise _error(f"{name} is a symbolic link", folder / name, expected="a regular file")
-    try:
-        text = conf.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _error(
-            "mosquitto.conf not found", conf, expected="mosquitto.conf in the submission"
-        ) from None
-    except UnicodeDecodeError:
-        raise _error("mosquitto.conf is not UTF-8 text", conf) from None
+    text = _text(conf, "mosquitto.conf not found", "mosquitto.conf in the submission")
     globals_, listeners, dropped = parse_conf(text, conf)
     plain = [listener for listener in listeners if not listener.tls]
     tls = [listener for listener in listeners if listener.tls]
@@ -383,7 +393,8 @@ def load_mosquitto_submission(folder: Path, tenant: str) -> MosquittoSubmission:
     for directive in globals_:
         if directive.name in files:
             path = _local_file(folder, conf, directive)
-            files[directive.name] = path.read_text(encoding="utf-8").replace(
+            what = "an ACL file" if directive.name == "acl_file" else "a mosquitto_passwd file"
+            files[directive.name] = _text(path, f"{path.name} is missing", what).replace(
                 TENANT_PLACEHOLDER, tenant
             )
             if directive.name == "password_file":

@@ -288,6 +288,14 @@ class LabRun:
         await asyncio.sleep(FINAL_WAIT_S)
         return self._observation(finished)
 
+    def _wanted_files(self) -> set[str]:
+        """The output files the lab's checks read (their `file` parameter)."""
+        return {
+            str(check.params.get("file"))
+            for check in self.lab.checks
+            if isinstance(check.params.get("file"), str)
+        }
+
     def _output_dir(self) -> Path:
         """IIOTLAB_OUTPUT_DIR: in the workspace, or in the out folder in practice mode."""
         if self.workspace is not None and self.workspace.output is not None:
@@ -300,7 +308,9 @@ class LabRun:
         samples = tuple(sorted(sim.truth.samples(sim_device), key=lambda s: s[0]))
         observation = replace(
             self._single_observation(finished_ms, samples),
-            artifacts=artifacts.collect(self._output_dir(), self.env.run.out_dir / "output"),
+            artifacts=artifacts.collect(
+                self._output_dir(), self.env.run.out_dir / "output", self._wanted_files()
+            ),
         )
         if not self.env.line:
             return observation

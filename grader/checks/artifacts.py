@@ -35,6 +35,7 @@ from pydantic import Field
 from grader.artifacts import SubmittedFile, find
 from grader.checks.registry import CheckContext, CheckOutcome, CheckParams, check, probe
 from grader.observation import Observation, TruthEvent, TruthSeries
+from iiotlab.errors import IiotlabError
 
 if TYPE_CHECKING:
     from grader.probes.context import ProbeContext
@@ -70,7 +71,7 @@ class ShiftParams(ArtifactParams):
 # --- reading the student's CSV ---------------------------------------------------------
 
 
-class ArtifactError(ValueError):
+class ArtifactError(IiotlabError):
     """The file is missing or unusable: the message says what to change (en)."""
 
 

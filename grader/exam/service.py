@@ -32,6 +32,7 @@ from grader.exam.state import (
 )
 from grader.signing import SigningKey
 from grader.spec import LabPlan, prepare_lab
+from iiotlab.errors import IiotlabError
 
 logger = logging.getLogger(__name__)
 LOGIN_FAILURES = 5  # wrong codes per client within LOGIN_WINDOW_S before 429
@@ -57,7 +58,7 @@ class ExamConfig:
         return self.host
 
 
-class AttemptRefusedError(Exception):
+class AttemptRefusedError(IiotlabError):
     """The candidate may not start this attempt now; the message says why (en)."""
 
 

@@ -49,3 +49,14 @@ def test_at_most_max_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     for index in range(5):
         (tmp_path / f"f{index}.csv").write_text("x")
     assert [f.name for f in collect(tmp_path)] == ["f0.csv", "f1.csv", "f2.csv"]
+
+
+def test_the_files_the_checks_read_are_collected_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(artifacts, "MAX_FILES", 3)
+    for index in range(5):
+        (tmp_path / f"f{index}.csv").write_text("x")
+    (tmp_path / "shifts.csv").write_text("shift,kwh\n")  # after f*.csv in name order
+    names = [f.name for f in collect(tmp_path, wanted={"shifts.csv"})]
+    assert names == ["shifts.csv", "f0.csv", "f1.csv"]

@@ -145,3 +145,29 @@ def test_tls_1_1_is_refused_at_the_version_only_by_tls_version_tlsv1_2(
     old, new = asyncio.run(handshakes())
     assert new.startswith("ok TLSv1.")
     assert old.startswith("version refused") is refused, old
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("mosquitto.conf", "mosquitto.conf is not UTF-8 text (byte 0)"),
+        ("acl", "acl is not UTF-8 text (byte 0)"),
+        ("credentials.yaml", "credentials.yaml is not UTF-8 text (byte 0)"),
+    ],
+)
+def test_a_file_that_is_not_text_is_a_submission_error(
+    tmp_path: Path, name: str, says: str
+) -> None:
+    folder = submission(tmp_path)
+    (folder / name).write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(SubmissionError, match=re.escape(says)):
+        load_mosquitto_submission(folder, "ana")
+
+
+def test_a_folder_where_a_file_belongs_is_a_submission_error(tmp_path: Path) -> None:
+    for name in ("mosquitto.conf", "credentials.yaml"):
+        folder = submission(tmp_path / name)
+        (folder / name).unlink()
+        (folder / name).mkdir()
+        with pytest.raises(SubmissionError, match=re.escape(f"{name} is a folder")):
+            load_mosquitto_submission(folder, "ana")
