@@ -161,7 +161,9 @@ async def tenant_attempt(
 
     Reading: any message of the victim's tenant (the retained status, live telemetry, or the
     observer's marker) reaching the attacker. Writing: the attacker's marker reaching the
-    observer. The marker topic has three levels, so no check takes it for gateway data."""
+    observer. The marker topic has three levels, so no check takes it for gateway data.
+    First the observer must get a marker of its own through the topic: silence counts as a
+    refusal only on a broker that was seen to deliver there."""
     from iiotlab.mqtt import MqttConnectError, MqttSubscribeError
 
     port, tls = _main_listener(broker)
@@ -175,6 +177,11 @@ async def tenant_attempt(
         await attack.connect(timeout=5)
         await witness.connect(timeout=5)
         await witness.subscribe(topic)
+        control = secrets.token_hex(8).encode()
+        await witness.publish(topic, control)
+        if await _receives(witness, control) is None:
+            unjudged = f"not judged: the grader's observer got nothing through {topic}"
+            return {"read": unjudged, "write": unjudged}
         try:
             await attack.subscribe(f"iiot/{victim_tenant}/#")
             await witness.publish(topic, secrets.token_hex(8).encode())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.checks.mosquitto_policy import ATTACKS, tls_handshake
+from grader.checks.mosquitto_policy import ATTACKS, tenant_attempt, tls_handshake
 from grader.mosquitto_submission import (
     GraderAccount,
     SubmittedMosquitto,
@@ -171,3 +171,25 @@ def test_a_folder_where_a_file_belongs_is_a_submission_error(tmp_path: Path) -> 
         (folder / name).mkdir()
         with pytest.raises(SubmissionError, match=re.escape(f"{name} is a folder")):
             load_mosquitto_submission(folder, "ana")
+
+
+@needs_mosquitto
+def test_silence_is_a_refusal_only_where_the_observer_was_seen_to_get_through(
+    tmp_path: Path,
+) -> None:
+    sub = load_mosquitto_submission(submission(tmp_path), "chen")
+    tls = make_tls_files(tmp_path / "tls")
+    gateway = GraderAccount(sub.username, sub.password)
+
+    async def attempts() -> tuple[dict[str, str], dict[str, str]]:
+        async with SubmittedMosquitto(sub, tls, GraderAccount("obs", "pw")) as broker:
+            judged = await tenant_attempt(broker, gateway, "someone-else")
+            # a witness the ACL keeps out of the victim's topics proves nothing by silence
+            broker.observer = gateway
+            return judged, await tenant_attempt(broker, broker.intruder, "someone-else")
+
+    judged, unjudged = asyncio.run(attempts())
+    assert judged == {"read": "refused", "write": "refused"}
+    assert all(
+        v.startswith("not judged: the grader's observer got nothing") for v in unjudged.values()
+    )
