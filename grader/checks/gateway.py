@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 GRADER_KINDS = ("cmd",)  # published by the grader itself, not graded
 
 
-def _state(message: ObservedMessage) -> str | None:
+def status_state(message: ObservedMessage) -> str | None:
     data = message.json()
     state = data.get("state") if isinstance(data, dict) else None
     return state[:40] if isinstance(state, str) else None
@@ -35,7 +35,7 @@ def gateway_online(ctx: CheckContext[OnlineParams]) -> CheckOutcome:
     """Status `online` retained; the Last Will says `offline` when the grader kills it."""
     obs, params = ctx.observation, ctx.params
     statuses = obs.of_kind("status")
-    online = [m for m in statuses if _state(m) == "online"]
+    online = [m for m in statuses if status_state(m) == "online"]
     first_ms = online[0].received_ms if online else None
     online_ok = first_ms is not None and first_ms - obs.started_ms <= params.online_within_s * 1000
     retained = [p for p in obs.probes_of(ctx.spec.id) if p.name == "retained_status"]
@@ -55,7 +55,7 @@ def gateway_online(ctx: CheckContext[OnlineParams]) -> CheckOutcome:
         offline = [
             m.received_ms
             for m in statuses
-            if _state(m) == "offline" and kill.started_ms <= m.received_ms <= until
+            if status_state(m) == "offline" and kill.started_ms <= m.received_ms <= until
         ]
         kills.append(
             {
@@ -77,7 +77,7 @@ def gateway_online(ctx: CheckContext[OnlineParams]) -> CheckOutcome:
     ]
     evidence = {
         "expected": "retained status online at start; offline (Last Will) after each kill",
-        "saw": [{"state": _state(m), "received_ms": m.received_ms} for m in statuses][:20],
+        "saw": [{"state": status_state(m), "received_ms": m.received_ms} for m in statuses][:20],
         "where": f"iiot/{obs.tenant}/{obs.device}/status",
         "first_online_ms": first_ms,
         "retained_probe": [{"ok": p.ok, "saw": p.saw} for p in retained],
@@ -92,11 +92,11 @@ async def probe_retained_status(ctx: ProbeContext[OnlineParams]) -> None:
     await ctx.sleep_until(ctx.params.retained_probe_at)
     topic = f"iiot/{ctx.tenant}/{ctx.device}/status"
     saw = await ctx.env.first_retained(topic, wait_s=3.0)
-    ok = saw is not None and saw.retain and _state(saw) == "online"
+    ok = saw is not None and saw.retain and status_state(saw) == "online"
     ctx.record(
         "retained_status",
         expected="a retained status 'online' for a new subscriber",
-        saw="nothing retained" if saw is None else f"retain={saw.retain} state={_state(saw)}",
+        saw="nothing retained" if saw is None else f"retain={saw.retain} state={status_state(saw)}",
         ok=ok,
     )
 

@@ -7,8 +7,15 @@ from typing import Any
 
 import pytest
 
-from grader.observation import ActionRecord, Observation, ProbeRecord, TruthEvent, TruthSeries
-from tests.grader.builders import DEVICE, T0, TENANT, observation, run_check
+from grader.observation import (
+    ActionRecord,
+    Observation,
+    ObservedMessage,
+    ProbeRecord,
+    TruthEvent,
+    TruthSeries,
+)
+from tests.grader.builders import DEVICE, T0, TENANT, observation, run_check, status
 
 pytestmark = pytest.mark.unit
 
@@ -189,3 +196,22 @@ def test_the_stall_ends_when_the_truth_moves_again_not_after_its_nominal_duratio
     too_soon = [alarm(T0 + 12_400, T0 + 14_000, kind="frozen", metric="temperature"), GOOD[1]]
     outcome = ops(replace(obs, probes=(answered("alarms", too_soon),)), "stale")
     assert outcome.points == 5
+
+
+def test_the_offline_alarm_must_clear_soon_after_the_gateway_is_back_online() -> None:
+    """The kill's restart at 22 s; the gateway's first online status after it at 27 s (a
+    slow start): the clear is due within 8 s of 27 s, not of 22 s."""
+    late_clear = alarm(T0 + 19_200, T0 + 33_000, kind="offline", metric=None)
+    back_late = [status("offline", T0 + 19_100), status("online", T0 + 27_000)]
+
+    def offline(messages: list[ObservedMessage], cleared: dict[str, Any]) -> Any:
+        obs = replace(operations([GOOD[0], cleared]), messages=tuple(messages))
+        return ops(obs, "offline")
+
+    assert offline(back_late, late_clear).passed  # 6 s after the gateway was back
+    outcome = offline(back_late, alarm(T0 + 19_200, T0 + 36_000, kind="offline", metric=None))
+    assert outcome.points == 5 and outcome.evidence["saw"]["kills"][0]["online_again_ts"] == (
+        T0 + 27_000
+    )
+    # no online status seen: the deadline runs from the restart itself
+    assert ops(operations([GOOD[0], late_clear]), "offline").points == 5
