@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,15 @@ from tests.labs.curriculum import CurriculumPool, Job
 
 PARALLEL_ENV = "IIOTLAB_CURRICULUM_PARALLEL"
 OUT_ENV = "IIOTLAB_CURRICULUM_OUT"
-# Measured on 2 cores (docs/labs.md, *The curriculum harness*): the whole curriculum, 284
-# gradings, took 16.4 min of wall time and 1,217 CPU-s at 12 at a time (62 % of both
-# cores); CPU alone floors it near 10 min. On a machine shared with other work, set
+# Measured on 2 cores (docs/labs.md, *The curriculum harness*): alone, 284 gradings took
+# 16.4 min of wall time and 1,217 CPU-s at 12 at a time (62 % of both cores); CPU alone
+# floors it near 10 min. Started at collection, the pool overlaps the rest of the suite,
+# so it runs a little narrower. On a machine shared with other work, set
 # IIOTLAB_CURRICULUM_PARALLEL lower.
-DEFAULT_PARALLEL = 12
+DEFAULT_PARALLEL = 10
+EARLY_ENV = "IIOTLAB_CURRICULUM_EARLY"
 SUMMARY = pytest.StashKey[str]()
+POOL = pytest.StashKey[CurriculumPool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,19 +40,50 @@ def selected_jobs(items: list[pytest.Item]) -> list[Job]:
     return jobs
 
 
+def _new_pool(config: pytest.Config, factory: pytest.TempPathFactory | None) -> CurriculumPool:
+    parallel = int(os.environ.get(PARALLEL_ENV) or DEFAULT_PARALLEL)
+    kept = os.environ.get(OUT_ENV)  # pytest keeps only its last 3 temporary folders
+    if kept:
+        root = Path(kept)
+    elif factory is not None:
+        root = factory.mktemp("curriculum")
+    else:
+        root = Path(tempfile.mkdtemp(prefix="iiotlab-curriculum-"))
+    root.mkdir(parents=True, exist_ok=True)
+    pool = CurriculumPool(Path(tempfile.mkdtemp(prefix="run-", dir=root)), parallel)
+    config.stash[POOL] = pool
+    return pool
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start grading as soon as the tests are collected, not when the first curriculum test
+    runs: the gradings (mostly waiting on their labs' scenarios) overlap the rest of the
+    suite. IIOTLAB_CURRICULUM_EARLY=0 waits for the first curriculum test instead."""
+    if os.environ.get(EARLY_ENV, "1") == "0" or session.config.option.collectonly:
+        return
+    jobs = selected_jobs(session.items)
+    if jobs:
+        factory = getattr(session.config, "_tmp_path_factory", None)
+        _new_pool(session.config, factory).submit(jobs)
+
+
 @pytest.fixture(scope="session")
 def curriculum_pool(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CurriculumPool]:
-    parallel = int(os.environ.get(PARALLEL_ENV) or DEFAULT_PARALLEL)
-    kept = os.environ.get(OUT_ENV)  # pytest keeps only its last 3 temporary folders
-    root = Path(kept) if kept else tmp_path_factory.mktemp("curriculum")
-    root.mkdir(parents=True, exist_ok=True)
-    pool = CurriculumPool(Path(tempfile.mkdtemp(prefix="run-", dir=root)), parallel)
-    pool.submit(selected_jobs(request.session.items))
-    yield pool
-    pool.close()
-    request.config.stash[SUMMARY] = pool.stats.summary()
+) -> CurriculumPool:
+    pool = request.config.stash.get(POOL, None)
+    if pool is None:
+        pool = _new_pool(request.config, tmp_path_factory)
+        pool.submit(selected_jobs(request.session.items))
+    return pool
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    pool = session.config.stash.get(POOL, None)
+    if pool is not None:
+        pool.close()
+        session.config.stash[SUMMARY] = pool.stats.summary()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -165,15 +165,17 @@ def lab_submissions(lab: Lab) -> list[Submission]:
     ]
 
 
-DEVICES_PER_SLOT = 5
+DEVICES_PER_SLOT = 10
 
 
 def lab_weight(devices: int) -> int:
-    """Pool slots of one grading: one per five devices of the line (at least one).
+    """Pool slots of one grading: one per ten devices of the line (at least one).
 
-    A grading's own simulators, proxies and broker run in its grader process; twenty PLCs
-    there cost about four single-plant gradings, and twelve of them at once would starve
-    the simulators whose timing the checks measure (tick p95 > 300 ms)."""
+    A grading's simulators, proxies and broker run in its one grader process. int-02's
+    twenty PLCs cost 5.6 CPU-s over its 34 s, about 1.5 single-plant gradings (4.3 CPU-s
+    over 40 s), but in one process: twelve of them at once (their own lab's jobs, queued
+    together) took both cores and starved the simulators whose timing the checks measure.
+    """
     return max(1, math.ceil(devices / DEVICES_PER_SLOT))
 
 
@@ -283,8 +285,9 @@ class PoolStats:
             per_lab.setdefault(outcome.job.submission.lab, []).append(outcome.wall_s)
         lines = [
             f"curriculum: {len(self.outcomes)} gradings of {len(per_lab)} labs, parallel "
-            f"{self.parallel}: wall {wall:.0f} s, CPU {self.cpu_s:.0f} s "
-            f"(user+sys of the grader subprocesses and everything they ran)"
+            f"{self.parallel}: wall {wall:.0f} s, CPU {self.cpu_s:.0f} s (user+sys of "
+            "every child process of pytest that ended meanwhile: the gradings, and the "
+            "rest of the suite's when they overlapped it)"
         ]
         for lab, times in sorted(per_lab.items()):
             lines.append(

@@ -121,10 +121,10 @@ def test_only_the_selected_tests_jobs_are_graded() -> None:
     assert selected_jobs(items) == [job]  # type: ignore[arg-type]
 
 
-def test_a_line_of_twenty_plcs_takes_four_slots() -> None:
-    assert [lab_weight(n) for n in (0, 1, 5, 6, 20)] == [1, 1, 1, 2, 4]
+def test_a_line_of_twenty_plcs_takes_two_slots() -> None:
+    assert [lab_weight(n) for n in (0, 1, 5, 10, 11, 20)] == [1, 1, 1, 1, 2, 2]
     int02 = next(lab for lab in discover_labs() if lab.id == "int-02-sizing")
-    assert {s.weight for s in lab_submissions(int02)} == {4}
+    assert {s.weight for s in lab_submissions(int02)} == {2}
 
 
 def test_jobs_of_one_lab_are_spread_over_the_run() -> None:
