@@ -48,6 +48,7 @@ BUILTIN_MODULES = (
     "grader.checks.mosquitto_policy",
     "grader.checks.intrusion",
     "grader.checks.edge_quality",
+    "grader.checks.edge_analytics",
 )
 ENTRY_POINT_GROUP = "iiotlab.checks"
 
