@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,14 +72,15 @@ def _read_private(path: Path) -> Ed25519PrivateKey:
 def write_new_key(path: Path) -> SigningKey:
     key = Ed25519PrivateKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
-    path.chmod(0o600)
+    # private from the first byte: never readable by others, even for a moment
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+        file.write(pem)
+    path.chmod(0o600)  # an existing file keeps its mode through O_TRUNC
     return SigningKey(key)
 
 
@@ -92,7 +95,27 @@ def load_signing_key(settings: Settings) -> SigningKey:
     )
     if path.exists():
         return SigningKey(_read_private(path))
-    return write_new_key(path)
+    return _create_dev_key(path)
+
+
+def _create_dev_key(path: Path) -> SigningKey:
+    """The development key, created once however many graders start at the same moment.
+
+    Class mode starts several `iiotlab grade` processes on a fresh data folder: each one
+    writing a key of its own would sign the class with different keys. The key is written
+    whole to a private file, then linked into place, which fails when another process got
+    there first; that one's key is used.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    key = write_new_key(candidate)
+    try:
+        os.link(candidate, path)
+    except FileExistsError:
+        key = SigningKey(_read_private(path))
+    finally:
+        candidate.unlink(missing_ok=True)
+    return key
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:

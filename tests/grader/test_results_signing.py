@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +14,12 @@ from typer.testing import CliRunner
 
 from grader.report import render_html, render_junit
 from grader.results import CheckResult, Result, write_result
-from grader.signing import load_signing_key, verify, write_new_key
+from grader.signing import DEV_KEY_NAME, load_signing_key, verify, write_new_key
 from iiotlab.cli import build_app
 from iiotlab.errors import SignatureError
 from iiotlab.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.unit
 
@@ -142,6 +147,32 @@ def test_development_key_is_created_once(tmp_path: Path, caplog: pytest.LogCaptu
     second = load_signing_key(settings)
     assert first.public_pem() == second.public_pem()
     assert "IIOTLAB_SIGNING_KEY is not set" in caplog.text
+
+
+def test_graders_starting_together_on_a_fresh_data_folder_share_one_key(tmp_path: Path) -> None:
+    """Class mode starts its graders at once: they must all sign with the same key."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from grader.signing import load_signing_key\n"
+        "from iiotlab.settings import Settings\n"
+        "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
+        "print(load_signing_key(Settings(data_dir=Path(sys.argv[2]))).public_pem())\n"
+    )
+    start = str(time.time() + 1.5)  # every process imported by then: they race for the file
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, start, str(tmp_path / "data")],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(8)
+    ]
+    keys = {process.communicate(timeout=60)[0] for process in processes}
+    assert len(keys) == 1 and "PUBLIC KEY" in next(iter(keys))
+    assert [p.name for p in (tmp_path / "data").iterdir()] == [DEV_KEY_NAME]
+    assert (tmp_path / "data" / DEV_KEY_NAME).stat().st_mode & 0o077 == 0
 
 
 def test_report_html_and_junit() -> None:
