@@ -86,12 +86,19 @@ def _expected_range(
     return exact, min(candidates) - margin, max(candidates) + margin
 
 
+SLOWEST_POLL = 2.0  # a busy machine may halve how often a gateway reads, not more
+
+
 def _poll_ms(sent: Sequence[tuple[int, Value]], params: DerivedParams) -> int:
-    """The gateway's own cadence (median spacing of its values), at least the lab's poll:
-    a gateway slowed down by a busy machine reads fewer samples, not other ones."""
+    """The poll the ranges assume: the gateway's own cadence (median spacing of its values)
+    between the lab's poll and SLOWEST_POLL times it. A gateway slowed down by a busy
+    machine reads fewer samples, not other ones; one that publishes seldom still read at
+    the lab's poll, so its rare values get no wider range (a mean published every second
+    would otherwise pass for an RMS)."""
     spacing = sorted(b[0] - a[0] for a, b in itertools.pairwise(sent) if b[0] > a[0])
     observed = spacing[len(spacing) // 2] if spacing else 0
-    return max(int(params.poll_s * 1000), min(observed, int(params.window_s * 500)))
+    lab_ms = int(params.poll_s * 1000)
+    return max(lab_ms, min(observed, int(lab_ms * SLOWEST_POLL)))
 
 
 @check("derived_metric_matches_truth", params=DerivedParams)

@@ -169,10 +169,14 @@ def _bursts() -> TruthSeries:
     return TruthSeries(tuple(samples))
 
 
-def _derived(function: str, window_s: float, every: int = 2) -> list[ObservedMessage]:
+def _derived(
+    function: str, window_s: float, every: int = 2, publish_every: int | None = None
+) -> list[ObservedMessage]:
+    """Values over the samples a poller every `every` ticks read, published every
+    `publish_every` ticks (default: every poll)."""
     truth = _bursts()
     out = []
-    for index in range(0, 300, every):
+    for index in range(0, 300, publish_every or every):
         ts = T0 + index * 100 + 30
         window = [float(v["level"]) for t, v in truth.samples if ts - window_s * 1000 <= t <= ts][
             ::every
@@ -208,6 +212,19 @@ def test_the_mean_instead_of_the_rms_fails() -> None:
     outcome = _derived_check(_derived("mean", 5))
     assert not outcome.passed
     assert outcome.evidence["saw"]["right"] < outcome.evidence["saw"]["graded"] / 2
+
+
+def test_publishing_seldom_widens_the_ranges_no_further_than_a_slowed_poll() -> None:
+    """Read every 0.2 s, published every 1 s (or 2 s): the ranges assume a poll at most
+    twice the lab's, not one per published value; the RMS passes, the mean fails."""
+    for every_s in (10, 20):
+        rms = _derived_check(_derived("rms", 5, publish_every=every_s))
+        assert rms.passed and rms.evidence["saw"]["poll_s"] == 0.4
+        assert not _derived_check(_derived("mean", 5, publish_every=every_s)).passed
+
+
+def test_a_gateway_slowed_to_half_the_polls_still_passes() -> None:
+    assert _derived_check(_derived("rms", 5, every=4)).passed
 
 
 def test_a_window_of_the_wrong_length_fails() -> None:
