@@ -14,10 +14,12 @@ PARALLEL_ENV = "IIOTLAB_CURRICULUM_PARALLEL"
 OUT_ENV = "IIOTLAB_CURRICULUM_OUT"
 # Measured on 2 cores (docs/labs.md, *The curriculum harness*): alone, 284 gradings took
 # 16.4 min of wall time and 1,217 CPU-s at 12 at a time (62 % of both cores); CPU alone
-# floors it near 10 min. Started at collection, the pool overlaps the rest of the suite,
-# so it runs a little narrower. On a machine shared with other work, set
-# IIOTLAB_CURRICULUM_PARALLEL lower.
-DEFAULT_PARALLEL = 10
+# floors it near 10 min. The pool starts at collection with EARLY_PARALLEL at a time
+# beside the rest of the suite (10 beside it overloaded the machine: load 8, and checks
+# measuring time failed), then runs DEFAULT_PARALLEL. On a machine shared with other work,
+# set IIOTLAB_CURRICULUM_PARALLEL lower.
+DEFAULT_PARALLEL = 12
+EARLY_PARALLEL = 4
 EARLY_ENV = "IIOTLAB_CURRICULUM_EARLY"
 SUMMARY = pytest.StashKey[str]()
 POOL = pytest.StashKey[CurriculumPool]()
@@ -40,8 +42,11 @@ def selected_jobs(items: list[pytest.Item]) -> list[Job]:
     return jobs
 
 
-def _new_pool(config: pytest.Config, factory: pytest.TempPathFactory | None) -> CurriculumPool:
+def _new_pool(
+    config: pytest.Config, factory: pytest.TempPathFactory | None, *, early: bool
+) -> CurriculumPool:
     parallel = int(os.environ.get(PARALLEL_ENV) or DEFAULT_PARALLEL)
+    start = min(parallel, int(os.environ.get(EARLY_ENV) or EARLY_PARALLEL)) if early else None
     kept = os.environ.get(OUT_ENV)  # pytest keeps only its last 3 temporary folders
     if kept:
         root = Path(kept)
@@ -50,21 +55,22 @@ def _new_pool(config: pytest.Config, factory: pytest.TempPathFactory | None) -> 
     else:
         root = Path(tempfile.mkdtemp(prefix="iiotlab-curriculum-"))
     root.mkdir(parents=True, exist_ok=True)
-    pool = CurriculumPool(Path(tempfile.mkdtemp(prefix="run-", dir=root)), parallel)
+    pool = CurriculumPool(Path(tempfile.mkdtemp(prefix="run-", dir=root)), parallel, start)
     config.stash[POOL] = pool
     return pool
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start grading as soon as the tests are collected, not when the first curriculum test
-    runs: the gradings (mostly waiting on their labs' scenarios) overlap the rest of the
-    suite. IIOTLAB_CURRICULUM_EARLY=0 waits for the first curriculum test instead."""
-    if os.environ.get(EARLY_ENV, "1") == "0" or session.config.option.collectonly:
+    """Start grading as soon as the tests are collected, EARLY_PARALLEL at a time while the
+    rest of the suite runs, and all DEFAULT_PARALLEL from the first curriculum test on.
+    IIOTLAB_CURRICULUM_EARLY sets how many run early; 0 waits for the first curriculum
+    test."""
+    if os.environ.get(EARLY_ENV) == "0" or session.config.option.collectonly:
         return
     jobs = selected_jobs(session.items)
     if jobs:
         factory = getattr(session.config, "_tmp_path_factory", None)
-        _new_pool(session.config, factory).submit(jobs)
+        _new_pool(session.config, factory, early=True).submit(jobs)
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +79,9 @@ def curriculum_pool(
 ) -> CurriculumPool:
     pool = request.config.stash.get(POOL, None)
     if pool is None:
-        pool = _new_pool(request.config, tmp_path_factory)
+        pool = _new_pool(request.config, tmp_path_factory, early=False)
         pool.submit(selected_jobs(request.session.items))
+    pool.widen()
     return pool
 
 

@@ -272,6 +272,8 @@ def write_datasheet(lab_path: Path, student: str, path: Path) -> None:
 @dataclass
 class PoolStats:
     parallel: int
+    start_parallel: int | None = None
+    widened: float | None = None
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     cpu_before: float = field(default_factory=lambda: _children_cpu())
@@ -283,9 +285,13 @@ class PoolStats:
         per_lab: dict[str, list[float]] = {}
         for outcome in self.outcomes:
             per_lab.setdefault(outcome.job.submission.lab, []).append(outcome.wall_s)
+        parallel = f"{self.parallel}"
+        if self.start_parallel is not None and self.widened is not None:
+            early = self.widened - self.started
+            parallel = f"{self.start_parallel} for {early:.0f} s beside the suite, then {parallel}"
         lines = [
             f"curriculum: {len(self.outcomes)} gradings of {len(per_lab)} labs, parallel "
-            f"{self.parallel}: wall {wall:.0f} s, CPU {self.cpu_s:.0f} s (user+sys of "
+            f"{parallel}: wall {wall:.0f} s, CPU {self.cpu_s:.0f} s (user+sys of "
             "every child process of pytest that ended meanwhile: the gradings, and the "
             "rest of the suite's when they overlapped it)"
         ]
@@ -327,22 +333,40 @@ class WeightedGate:
                 self._free += weight
                 self._changed.notify_all()
 
+    async def resize(self, slots: int) -> None:
+        """More (or fewer) slots from now on; holders keep what they took."""
+        async with self._changed:
+            self._free += slots - self.slots
+            self.slots = slots
+            self._changed.notify_all()
+
 
 class CurriculumPool:
     """Grades jobs concurrently in a background event loop; `outcome(job)` waits for one."""
 
-    def __init__(self, root: Path, parallel: int) -> None:
+    def __init__(self, root: Path, parallel: int, start_parallel: int | None = None) -> None:
+        """`start_parallel`: how many at a time until `widen()` (the rest of the suite is
+        running meanwhile), then `parallel`."""
         self.root = root
-        self.stats = PoolStats(parallel)
+        self.parallel = parallel
+        self.stats = PoolStats(parallel, start_parallel)
         # the pool's own gate, so that a job's clock starts when its grading does
-        self._slots = WeightedGate(parallel)
-        self._grader = LocalGrader(parallel)
+        self._slots = WeightedGate(start_parallel or parallel)
+        self._grader = LocalGrader(max(parallel, start_parallel or 0))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._futures: dict[str, concurrent.futures.Future[Outcome]] = {}
         self._pending = 0
         self._lock = threading.Lock()
+
+    def widen(self) -> None:
+        """From now on, `parallel` at a time."""
+        if self._slots.slots != self.parallel:
+            self.stats.widened = time.monotonic()
+            asyncio.run_coroutine_threadsafe(self._slots.resize(self.parallel), self._loop).result(
+                timeout=10
+            )
 
     def submit(self, jobs: Iterable[Job]) -> None:
         """Queue jobs, longest lab first (a short lab fills the gaps at the end)."""

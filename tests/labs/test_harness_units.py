@@ -157,3 +157,23 @@ async def test_the_weighted_gate_never_holds_more_than_its_slots() -> None:
 
     await asyncio.gather(*(run(w) for w in (4, 1, 1, 4, 2, 9, 1)))
     assert peak == 5 and not held  # a weight over the slots takes them all
+
+
+async def test_a_widened_gate_lets_more_in_and_holders_keep_their_slots() -> None:
+    gate = WeightedGate(1)
+    inside: list[int] = []
+    release = asyncio.Event()
+
+    async def run(name: int) -> None:
+        async with gate.taking(1):
+            inside.append(name)
+            await release.wait()
+
+    tasks = [asyncio.create_task(run(n)) for n in range(3)]
+    await asyncio.sleep(0.05)
+    assert inside == [0]
+    await gate.resize(3)
+    await asyncio.sleep(0.05)
+    assert inside == [0, 1, 2]
+    release.set()
+    await asyncio.gather(*tasks)
