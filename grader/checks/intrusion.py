@@ -136,17 +136,16 @@ def intrusion_detection(ctx: CheckContext[IntrusionParams]) -> CheckOutcome:
     # silence has no false positives: precision counts only for a detector that detects
     detected = sum(1 for entry in seen.values() if entry["first_alert_ms"] is not None)
     if "false_positives" in params.parts:
-        parts.append(
-            (
-                f"{len(false_alerts)} alerts that match no attack "
-                f"(legit traffic: the HMI's reads, {len(legit_writes)} engineering writes)"
-                + ("" if detected else ", from a detector that detected no attack"),
-                2.0,
-                played and bool(legit_writes) and detected > 0 and not false_alerts,
-            )
+        label = (
+            f"{len(false_alerts)} alerts that match no attack "
+            f"(legit traffic: the HMI's reads, {len(legit_writes)} engineering writes)"
         )
+        if not detected:
+            label += ", from a detector that detected no attack"
         if garbled:
-            parts[-1] = (parts[-1][0] + f"; {len(garbled)} alerts not in the contract", 2.0, False)
+            label += f"; {len(garbled)} alerts not in the contract"
+        ok = played and bool(legit_writes) and detected > 0 and not false_alerts and not garbled
+        parts.append((label, 2.0, ok))
     evidence: dict[str, Any] = {
         "expected": f"one alert per attack on {ALERT_TOPIC.format(tenant=obs.tenant)} "
         f"(type and client), within {params.max_delay_s:g} s of the attack's end; "
