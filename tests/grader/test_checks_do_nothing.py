@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from grader.checks.mosquitto_policy import ATTACKS
 from grader.checks.registry import BUILTIN_MODULES, default_registry
 from grader.modbus_tap import ATTACK_TYPES
 from grader.observation import ActionRecord, GatewayExit, ProbeRecord, TruthEvent
@@ -82,18 +83,7 @@ PLAYED.append(
 COMPRESSOR = sheet("compressor", "edge-02-report-by-exception")
 DEADBANDS = {"discharge_pressure": 0.2, "motor_current": 4.0, "vibration_rms": 0.3}
 BOILER_TAGS = ["temperature", "pressure", "heater_power"]
-MOSQUITTO_ATTACKS = [
-    "anonymous",
-    "wrong_password",
-    "cross_tenant_read",
-    "cross_tenant_write",
-    "intruder_read",
-    "intruder_write",
-    "plaintext_closed",
-    "tls_1_0",
-    "tls_1_1",
-    "tls_modern",
-]
+MOSQUITTO_ATTACKS = list(ATTACKS)  # every attack the sec-03 check knows
 REFUSED = [
     probe(name, True, "refused")
     for name in (
