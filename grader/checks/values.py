@@ -43,13 +43,9 @@ class ValuesParams(CheckParams):
     chart_points: int = Field(default=120, ge=10)
 
 
-def gateway_samples(obs: Observation, tag: str) -> list[Sample]:
-    """(ts, value) of a metric in every telemetry message sampled after the gateway started."""
-    return [(read[0], read[1]) for read in gateway_reads(obs, tag)]
-
-
 def gateway_reads(obs: Observation, tag: str, align_ms: int = 600) -> list[Read]:
-    """gateway_samples with, for each, the earliest and latest moment of its read.
+    """(ts, value) of a metric in every telemetry message sampled after the gateway started,
+    with the earliest and latest moment of its read.
 
     Earliest: align_ms before its own ts or before the ts of the previous message (in
     arrival order) that carried the tag, whichever is earlier. Latest: align_ms after its
