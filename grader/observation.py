@@ -118,6 +118,13 @@ class ObservedMessage:
         return decode_json(self.payload)[0]
 
 
+def status_state(message: ObservedMessage) -> str | None:
+    """The `state` of a status message (at most 40 characters), or None."""
+    data = message.json()
+    state = data.get("state") if isinstance(data, dict) else None
+    return state[:40] if isinstance(state, str) else None
+
+
 @dataclass(frozen=True)
 class TruthEvent:
     ts_ms: int

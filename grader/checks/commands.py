@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
 
 class CommandParams(CheckParams):
     at: float = Field(default=6.0, ge=0, description="s after start when the grader sends it")
+    online_within_s: float = Field(
+        default=10.0, gt=0, description="how long the grader waits for status 'online' to send"
+    )
+    settle_s: float = Field(
+        default=1.0, ge=0, description="s between status 'online' and the command at the least"
+    )
     metric: str | None = Field(default=None, description="default: the first writable tag")
     value: float | bool | None = Field(default=None, description="default: mid-range")
     ack_within_s: float = Field(default=5.0, gt=0)
@@ -48,6 +55,20 @@ async def _send(ctx: ProbeContext[CommandParams], refuse: bool) -> None:
     if tag is None:
         ctx.record("cmd", expected="a tag to command", saw="no such tag in the datasheet", ok=False)
         return
+    # the command goes to a gateway that said it is online, settle_s after it said so: one
+    # that starts slowly on a busy machine is commanded as late as it needs, up to the limit
+    online_ms = await ctx.online(until_s=max(ctx.params.at, ctx.params.online_within_s))
+    if online_ms is None:
+        ctx.record(
+            "cmd",
+            expected="status 'online' before the command",
+            saw=f"no status 'online' within {ctx.params.online_within_s:g} s of start",
+            ok=False,
+        )
+        return
+    wait_ms = online_ms + ctx.params.settle_s * 1000 - ctx.now_ms()
+    if wait_ms > 0:
+        await asyncio.sleep(wait_ms / 1000)
     value = command_value(tag, ctx.params.value, refuse)
     command_id = f"grader-{ctx.check_id}"
     payload = {"v": 1, "id": command_id, "metric": tag.name, "value": value}
@@ -61,6 +82,7 @@ async def _send(ctx: ProbeContext[CommandParams], refuse: bool) -> None:
         metric=tag.name,
         value=value,
         sent_ms=ctx.now_ms(),
+        online_ms=online_ms,
     )
 
 
@@ -95,11 +117,12 @@ def _same(a: Value, b: Value) -> bool:
 
 
 def _not_sent(ctx: CheckContext[CommandParams]) -> CheckOutcome:
+    why = "; ".join(p.saw for p in ctx.observation.probes_of(ctx.spec.id)) or "no probe ran"
     return CheckOutcome(
         0.0,
         ctx.spec.points,
         False,
-        "the grader could not send the command",
+        f"the grader could not send the command: {why}",
         {
             "expected": "a command sent",
             "saw": [p.saw for p in ctx.observation.probes_of(ctx.spec.id)],

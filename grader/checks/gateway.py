@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from grader.checks.registry import CheckContext, CheckOutcome, CheckParams, check, probe
-from grader.observation import Observation, ObservedMessage, TelemetryRecord
+from grader.observation import Observation, ObservedMessage, TelemetryRecord, status_state
 from iiotlab.errors import PayloadError
 from iiotlab.payloads import Telemetry, decode_payload, parse_topic
 
@@ -18,16 +18,13 @@ if TYPE_CHECKING:
 GRADER_KINDS = ("cmd",)  # published by the grader itself, not graded
 
 
-def status_state(message: ObservedMessage) -> str | None:
-    data = message.json()
-    state = data.get("state") if isinstance(data, dict) else None
-    return state[:40] if isinstance(state, str) else None
-
-
 class OnlineParams(CheckParams):
     online_within_s: float = Field(default=10.0, gt=0)
     will_within_s: float = Field(default=10.0, gt=0, description="offline after a kill")
-    retained_probe_at: float = Field(default=4.0, ge=0, description="s after start")
+    retained_probe_at: float = Field(
+        default=4.0, ge=0, description="s after start: first look for the retained status"
+    )
+    retained_wait_s: float = Field(default=3.0, gt=0, description="per fresh subscription")
 
 
 @check("gateway_online", params=OnlineParams)
@@ -89,15 +86,28 @@ def gateway_online(ctx: CheckContext[OnlineParams]) -> CheckOutcome:
 
 @probe("gateway_online")
 async def probe_retained_status(ctx: ProbeContext[OnlineParams]) -> None:
-    await ctx.sleep_until(ctx.params.retained_probe_at)
+    """A fresh subscriber gets a retained 'online', from the first look until the deadline.
+
+    The deadline is the later of the first look and `online_within_s`, plus one wait: a
+    gateway that comes online late but inside the allowed time still has its status judged.
+    """
+    params = ctx.params
+    await ctx.sleep_until(params.retained_probe_at)
     topic = f"iiot/{ctx.tenant}/{ctx.device}/status"
-    saw = await ctx.env.first_retained(topic, wait_s=3.0)
+    until_s = max(params.retained_probe_at, params.online_within_s) + params.retained_wait_s
+    saw, attempts = await ctx.retained(
+        topic,
+        until_s=until_s,
+        wait_s=params.retained_wait_s,
+        accept=lambda m: status_state(m) == "online",
+    )
     ok = saw is not None and saw.retain and status_state(saw) == "online"
     ctx.record(
         "retained_status",
         expected="a retained status 'online' for a new subscriber",
         saw="nothing retained" if saw is None else f"retain={saw.retain} state={status_state(saw)}",
         ok=ok,
+        subscriptions=attempts,
     )
 
 

@@ -27,7 +27,6 @@ from simulators.plants import plant_class
 if TYPE_CHECKING:
     from grader.probes.context import ProbeContext
 
-RETAINED_ATTEMPTS = 3  # fresh subscriptions while only live (non-retained) meta arrives
 VALUE_ATTRIBUTE = 13  # OPC UA AttributeId of a node's Value
 NUMERIC_KINDS = ("float", "int", "counter")
 _NAMESPACE = re.compile(r"^ns=\d+;")
@@ -152,8 +151,11 @@ class UnitsParams(CheckParams):
     tags: list[str] | None = Field(
         default=None, description="tags whose units and range are graded (default: numeric)"
     )
-    at: float = Field(default=8.0, ge=0, description="s after start: retained meta probe")
-    wait_s: float = Field(default=3.0, gt=0)
+    at: float = Field(default=8.0, ge=0, description="s after start: first look for the meta")
+    until_s: float = Field(
+        default=14.0, ge=0, description="s after start: last fresh subscription for the meta"
+    )
+    wait_s: float = Field(default=3.0, gt=0, description="per fresh subscription")
     relative_tolerance: float = Field(default=1e-6, ge=0)
 
 
@@ -235,12 +237,12 @@ def opcua_units_published(ctx: CheckContext[UnitsParams]) -> CheckOutcome:
 async def probe_retained_meta(ctx: ProbeContext[UnitsParams]) -> None:
     await ctx.sleep_until(ctx.params.at)
     topic = f"iiot/{ctx.tenant}/{ctx.device}/meta"
-    for _ in range(RETAINED_ATTEMPTS):
-        saw = await ctx.env.first_retained(topic, wait_s=ctx.params.wait_s)
-        # A live publish can reach the fresh subscription before any retained copy exists
-        # (a gateway slow to start): subscribe afresh, the broker now holds it if retained.
-        if saw is None or saw.retain:
-            break
+    saw, attempts = await ctx.retained(
+        topic,
+        until_s=max(ctx.params.at, ctx.params.until_s),
+        wait_s=ctx.params.wait_s,
+        accept=lambda m: _decoded_meta(m)[0] is not None,
+    )
     meta, error = _decoded_meta(saw)
     ok = saw is not None and saw.retain and meta is not None
     ctx.record(
@@ -250,4 +252,5 @@ async def probe_retained_meta(ctx: ProbeContext[UnitsParams]) -> None:
         if saw is None
         else f"retain={saw.retain} {'valid' if meta else error}",
         ok=ok,
+        subscriptions=attempts,
     )

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from grader.checks.gateway import status_state
 from grader.checks.platform import (
     PlatformParams,
     no_platform_answer,
@@ -25,7 +24,7 @@ from grader.checks.platform import (
     wait_for_platform,
 )
 from grader.checks.registry import CheckContext, CheckOutcome, check, probe
-from grader.observation import ActionRecord, Observation, TruthEvent
+from grader.observation import ActionRecord, Observation, TruthEvent, status_state
 
 if TYPE_CHECKING:
     from grader.probes.context import ProbeContext

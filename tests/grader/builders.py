@@ -121,12 +121,25 @@ def telemetry(
     )
 
 
-def status(state: str, received: int) -> ObservedMessage:
+def status(state: str, received: int, *, retain: bool = False) -> ObservedMessage:
     return ObservedMessage(
         f"iiot/{TENANT}/{DEVICE}/status",
         json.dumps({"v": 1, "state": state, "ts": received}).encode(),
         received,
+        retain,
     )
+
+
+class ScriptedBroker:
+    """first_retained answers from a script: what successive fresh subscriptions got."""
+
+    def __init__(self, answers: list[ObservedMessage | None]) -> None:
+        self.answers = answers
+        self.subscriptions = 0
+
+    async def first_retained(self, topic: str, wait_s: float) -> ObservedMessage | None:
+        self.subscriptions += 1
+        return self.answers.pop(0) if self.answers else None
 
 
 def good_stream(

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from typing import Any
 
 import pytest
 
 from grader.observation import ObservedMessage, OpcuaSession, ProbeRecord, WriteRecord
-from tests.grader.builders import T0, good_stream, observation, run_check
+from tests.grader.builders import (
+    LAB,
+    SHEET,
+    T0,
+    TENANT,
+    good_stream,
+    observation,
+    run_check,
+    status,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -35,6 +47,61 @@ def write(tag: str, value: object, ok: bool = True) -> WriteRecord:
     return WriteRecord(
         SENT + 100, "modbus", "modbus:127.0.0.1:5555", "tank-1", tag, value, ok, None
     )  # type: ignore[arg-type]
+
+
+class SlowGateway:
+    """The grader's side of a run whose gateway says 'online' only after `online_after_s`."""
+
+    def __init__(self, online_after_s: float | None) -> None:
+        self.messages: list[ObservedMessage] = []
+        self.published: list[tuple[float, bytes]] = []
+        self.started = time.monotonic()
+        if online_after_s is not None:
+            asyncio.get_running_loop().call_later(
+                online_after_s,
+                lambda: self.messages.append(status("online", int(time.time() * 1000))),
+            )
+
+    async def publish_admin(self, topic: str, payload: bytes) -> None:
+        self.published.append((time.monotonic() - self.started, payload))
+
+
+async def send_command(env: SlowGateway, **params: Any) -> list[ProbeRecord]:
+    from grader.checks.commands import CommandParams, probe_write
+    from grader.probes.context import ProbeContext
+
+    records: list[ProbeRecord] = []
+    context: ProbeContext[Any] = ProbeContext(
+        "c",
+        CommandParams.model_validate({"metric": "pump_speed_sp", **params}),
+        LAB,
+        SHEET,
+        TENANT,
+        SHEET.device or "tank-1",
+        env,  # type: ignore[arg-type]
+        env.started,
+        records,
+    )
+    await probe_write(context)
+    return records
+
+
+async def test_the_command_waits_for_a_gateway_that_starts_late() -> None:
+    env = SlowGateway(online_after_s=0.6)
+    records = await send_command(env, at=0.1, settle_s=0.3, online_within_s=5)
+    assert len(env.published) == 1 and records[0].ok
+    sent_after_s = env.published[0][0]
+    assert sent_after_s >= 0.6 + 0.3 - 0.05  # online, then settle_s
+    assert records[0].detail["online_ms"] <= records[0].detail["sent_ms"] - 250
+
+
+async def test_no_online_status_sends_no_command_and_says_why() -> None:
+    env = SlowGateway(online_after_s=None)
+    records = await send_command(env, at=0, online_within_s=0.3)
+    assert env.published == [] and not records[0].ok
+    obs = observation([], probes=tuple(records))
+    outcome = run_check("command_write_through", obs)
+    assert outcome.points == 0 and "no status 'online' within 0.3 s" in outcome.message
 
 
 def test_write_through() -> None:

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+import time
+from typing import Any
 
 import pytest
 
 from grader.observation import ActionRecord, ObservedMessage, ProbeRecord
-from tests.grader.builders import T0, good_stream, observation, run_check, status, telemetry
+from tests.grader.builders import (
+    LAB,
+    SHEET,
+    T0,
+    TENANT,
+    ScriptedBroker,
+    good_stream,
+    observation,
+    run_check,
+    status,
+    telemetry,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -16,6 +29,54 @@ KILL = ActionRecord("gateway_kill", T0 + 20_000, T0 + 21_000)
 
 def retained(ok: bool) -> ProbeRecord:
     return ProbeRecord("c", "retained_status", T0 + 3000, "retained online", "x", ok)
+
+
+async def probe_status(broker: ScriptedBroker, **params: Any) -> ProbeRecord:
+    from grader.checks.gateway import OnlineParams, probe_retained_status
+    from grader.probes.context import ProbeContext
+
+    records: list[ProbeRecord] = []
+    context: ProbeContext[Any] = ProbeContext(
+        "c",
+        OnlineParams.model_validate(params),
+        LAB,
+        SHEET,
+        TENANT,
+        SHEET.device or "tank-1",
+        broker,  # type: ignore[arg-type]
+        time.monotonic(),
+        records,
+    )
+    await probe_retained_status(context)
+    assert len(records) == 1
+    return records[0]
+
+
+async def test_retained_probe_waits_for_a_gateway_that_comes_online_late() -> None:
+    # a busy machine: nothing at the first two looks, then the retained 'online'
+    broker = ScriptedBroker([None, None, status("online", T0 + 6000, retain=True)])
+    record = await probe_status(broker, retained_probe_at=0, online_within_s=1.5)
+    assert record.ok and broker.subscriptions == 3 and record.detail["subscriptions"] == 3
+
+
+async def test_retained_probe_fails_a_live_only_or_missing_status() -> None:
+    live = [status("online", T0 + 100 * i) for i in range(20)]
+    record = await probe_status(
+        ScriptedBroker(live), retained_probe_at=0, online_within_s=0.5, retained_wait_s=0.5
+    )
+    assert not record.ok and record.saw == "retain=False state=online"
+    record = await probe_status(
+        ScriptedBroker([]), retained_probe_at=0, online_within_s=0.5, retained_wait_s=0.5
+    )
+    assert not record.ok and record.saw == "nothing retained"
+
+
+async def test_retained_offline_is_not_accepted_as_online() -> None:
+    offline = [status("offline", T0, retain=True) for _ in range(20)]
+    record = await probe_status(
+        ScriptedBroker(offline), retained_probe_at=0, online_within_s=0.5, retained_wait_s=0.5
+    )
+    assert not record.ok and record.saw == "retain=True state=offline"
 
 
 def test_online_with_will_and_restart() -> None:

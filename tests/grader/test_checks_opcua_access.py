@@ -16,7 +16,7 @@ from grader.observation import (
 from grader.spec import Bilingual, CheckSpec
 from simulators.opcua.units import eu_unit_id
 from simulators.variants import build_datasheet
-from tests.grader.builders import LAB, T0, TENANT
+from tests.grader.builders import LAB, T0, TENANT, ScriptedBroker
 
 SHEET = build_datasheet("boiler", "net-02-opcua-data-access", TENANT, "test-secret")
 DEVICE = SHEET.device or "boiler-1"
@@ -176,18 +176,6 @@ def test_no_meta_scores_nothing() -> None:
     assert units(observe()).points == 0
 
 
-class ScriptedBroker:
-    """first_retained answers from a script: what successive fresh subscriptions got."""
-
-    def __init__(self, answers: list[ObservedMessage | None]) -> None:
-        self.answers = answers
-        self.subscriptions = 0
-
-    async def first_retained(self, topic: str, wait_s: float) -> ObservedMessage | None:
-        self.subscriptions += 1
-        return self.answers.pop(0) if self.answers else None
-
-
 async def probe_with(broker: ScriptedBroker) -> ProbeRecord:
     import time
 
@@ -197,7 +185,7 @@ async def probe_with(broker: ScriptedBroker) -> ProbeRecord:
     records: list[ProbeRecord] = []
     context: ProbeContext[Any] = ProbeContext(
         "c",
-        UnitsParams(at=0),
+        UnitsParams(at=0, until_s=1.2),
         LAB,
         SHEET,
         TENANT,
@@ -222,4 +210,5 @@ async def test_retained_probe_fails_a_gateway_that_never_retains() -> None:
     live = [meta_message({t: served(t) for t in TAGS}, retain=False) for _ in range(5)]
     broker = ScriptedBroker(live)
     record = await probe_with(broker)
-    assert not record.ok and broker.subscriptions == 3 and "retain=False" in record.saw
+    # fresh subscriptions until until_s (1.2 s), RETRY_S (0.5 s) apart: at 0, 0.5, 1.0, 1.5
+    assert not record.ok and broker.subscriptions == 4 and "retain=False" in record.saw
