@@ -39,7 +39,10 @@ class ProbeEnvironment(Protocol):
     @property
     def broker_info(self) -> BrokerAccess: ...
 
-    messages: Sequence[ObservedMessage]  # what the grader's observer received so far
+    @property
+    def messages(self) -> Sequence[ObservedMessage]:
+        """What the grader's observer received so far."""
+
     platform_url: str | None
     platform_token: str | None  # sent as a bearer token when the platform has auth on
     student_proxy_port: int | None  # modbus_proxy labs: where the submission listens
