@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from iiot_platform import __version__
-from iiot_platform.api import admin, alarms, devices, identifiers, telemetry
+from iiot_platform.api import admin, alarms, devices, events, identifiers, telemetry
 from iiot_platform.service import PlatformService
 from iiot_platform.settings import PlatformSettings
 from iiot_platform.stores import TelemetryStore
@@ -40,7 +40,7 @@ def create_app(settings: PlatformSettings, store: TelemetryStore | None = None) 
         "device registry, time series, rules and alarms, identifier resolution, commands.",
         lifespan=lifespan,
     )
-    for module in (devices, telemetry, alarms, identifiers, admin):
+    for module in (devices, telemetry, alarms, identifiers, admin, events):
         _add_routes(app, module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -66,4 +66,6 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
             summary=route.summary,
             description=route.description,
             name=route.name,
+            response_class=route.response_class,
+            responses=route.responses,
         )

@@ -20,6 +20,7 @@ from iiot_platform.alarms import Alarm
 from iiot_platform.commands import CommandBook
 from iiot_platform.dead_letters import DeadLetter
 from iiot_platform.documents import DocumentStore
+from iiot_platform.events import EventHub
 from iiot_platform.limits import TenantRateLimiter
 from iiot_platform.registry import DeviceRegistry
 from iiot_platform.rules import RuleEngine
@@ -113,8 +114,10 @@ class Ingestor:
         commands: CommandBook,
         on_alarms: Callable[[list[Alarm]], Awaitable[None]],
         settings: PlatformSettings,
+        events: EventHub | None = None,
     ) -> None:
         self._store, self._documents, self._registry = store, documents, registry
+        self._events = events or EventHub()
         self._rules, self._commands, self._on_alarms = rules, commands, on_alarms
         self._settings = settings
         self._queue: asyncio.Queue[RawMessage] = asyncio.Queue(settings.queue_size)
@@ -230,6 +233,18 @@ class Ingestor:
             if not self._registry.accept(record.tenant, record.device, record.seq, received_ms):
                 self.stats.duplicates += 1
                 continue
+            if self._events.listening:
+                self._events.publish(
+                    "telemetry",
+                    record.tenant,
+                    {
+                        "tenant": record.tenant,
+                        "device": record.device,
+                        "seq": record.seq,
+                        "ts": record.ts,
+                        "metrics": record.metrics,
+                    },
+                )
             try:
                 alarms.extend(self._rules.evaluate(record))
             except Exception as error:
@@ -246,6 +261,12 @@ class Ingestor:
             self._failed(f"{len(letters)} dead letters could not be saved", error)
         else:
             self.stats.dead_letters += len(letters)
+            if self._events.listening:
+                counts: dict[str, int] = {}
+                for letter in letters:
+                    counts[letter.tenant] = counts.get(letter.tenant, 0) + 1
+                for tenant, count in counts.items():
+                    self._events.publish("dead_letters", tenant, {"tenant": tenant, "count": count})
 
     def _failed(self, what: str, error: BaseException) -> None:
         self.stats.errors += 1
@@ -284,6 +305,11 @@ class Ingestor:
             self.stats.status += 1
             online = payload.state == "online"
             self._registry.set_status(tenant, device, online, payload.ts)
+            self._events.publish(
+                "status",
+                tenant,
+                {"tenant": tenant, "device": device, "online": online, "ts": payload.ts},
+            )
             # arrival time: a Last Will's ts is when its client connected, not when it left
             batch.alarms.extend(
                 self._rules.evaluate_status(tenant, device, online, message.received_ms)

@@ -13,6 +13,7 @@ from iiot_platform.auth import TokenBook, TokenInfo
 from iiot_platform.commands import CommandBook, CommandRecord
 from iiot_platform.dead_letters import DeadLetterLimits
 from iiot_platform.documents import DocumentStore
+from iiot_platform.events import EventHub
 from iiot_platform.identifiers import IdentifierRecord, IdentifierRegistry, Prefix
 from iiot_platform.ingest import Ingestor
 from iiot_platform.registry import DeviceRegistry
@@ -47,6 +48,7 @@ class PlatformService(Service):
         self.commands = CommandBook()
         self.identifiers = IdentifierRegistry()
         self.tokens = TokenBook(settings.tokens)
+        self.events = EventHub()
         self.ingestor = Ingestor(
             store=self.store,
             documents=self.documents,
@@ -55,6 +57,7 @@ class PlatformService(Service):
             commands=self.commands,
             on_alarms=self.on_alarms,
             settings=settings,
+            events=self.events,
         )
         self.mqtt: MqttClient | None = None
         self.started_ms = 0
@@ -143,8 +146,14 @@ class PlatformService(Service):
             raise RuntimeError("the platform has no MQTT connection")
         await self.mqtt.publish(topic_name, payload, qos=1)
 
+    def alarms_changed(self, tenants: set[str]) -> None:
+        """Tell the open event streams that these tenants' alarms changed."""
+        for tenant in tenants:
+            self.events.publish("alarms", tenant, {"tenant": tenant})
+
     async def on_alarms(self, alarms: list[Alarm]) -> None:
         """Publish each alarm transition on iiot/{tenant}/{device}/alarm and persist it."""
+        self.alarms_changed({alarm.tenant for alarm in alarms})
         for alarm in alarms:
             state: Literal["active", "cleared"] = (
                 "cleared" if alarm.state == "cleared" else "active"

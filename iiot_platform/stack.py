@@ -80,6 +80,9 @@ class PlatformServer(Service):
         task, self._task = self._task, None
         if task is None:
             return
+        service = getattr(self.app.state, "service", None)
+        if service is not None:  # uvicorn waits for open responses: end the event streams
+            service.events.close()
         self._server.should_exit = True
         try:
             await asyncio.wait_for(task, timeout=10)

@@ -45,6 +45,7 @@ async def acknowledge_alarm(alarm_id: str, service: ServiceDep, principal: Princ
     except AlarmStateError as error:
         raise HTTPException(409, str(error)) from None
     await service.save()
+    service.alarms_changed({alarm.tenant})
     return alarm
 
 

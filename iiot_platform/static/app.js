@@ -1,4 +1,7 @@
-/* iiotlab platform UI: polls the REST API once a second; no build step, no CDN. */
+/* iiotlab platform UI: loads the lists from the REST API once, then follows the platform's
+   server-sent events (GET /api/events): new telemetry goes straight into the charts and a
+   change of status, alarms or dead letters refetches that one list. No polling; no build
+   step, no CDN. */
 (function () {
   "use strict";
   const WINDOW_MS = 5 * 60 * 1000;
@@ -9,6 +12,9 @@
     selected: null,        // "tenant/device"
     charts: new Map(),     // metric -> {plot, xs, ys, lastTs, el, valueEl}
     chartDevice: null,
+    devices: [],           // the last /api/devices, counted on from telemetry events
+    events: null,          // the EventSource
+    live: false,
   };
   const t = (key) => (window.IIOT_I18N[state.lang] || {})[key] || key;
   const $ = (selector) => document.querySelector(selector);
@@ -76,7 +82,7 @@
       const row = el("tr", {
         class: "selectable" + (key === state.selected ? " selected" : ""),
         "data-device": d.device, "data-online": String(d.online),
-        onclick: () => { state.selected = key; refresh(); },
+        onclick: () => { state.selected = key; rendered.devices = null; loadAll(); },
       },
         el("td", {}, d.device), el("td", {}, d.tenant), el("td", {}, d.plant || ""),
         el("td", {}, el("span", { class: "badge " + stateName }, t(stateName))),
@@ -125,30 +131,61 @@
     chart.el.dataset.lastTs = String(ts);
   }
 
-  async function refreshCharts(device) {
+  async function loadCharts(device) {
     const key = device.tenant + "/" + device.device;
+    if (state.chartDevice === key) return;
     const base = "/api/devices/" + encodeURIComponent(device.tenant) + "/" +
       encodeURIComponent(device.device);
     const latest = await api(base + "/latest");
-    if (state.chartDevice !== key) {
-      resetCharts(key);
-      const numeric = Object.keys(latest).filter((m) => typeof latest[m].value === "number");
-      for (const metric of numeric.slice(0, MAX_CHARTS)) {
-        const chart = makeChart(metric, latest[metric].unit);
-        state.charts.set(metric, chart);
-        const series = await api(base + "/series?metric=" + encodeURIComponent(metric) +
-          "&start=" + (Date.now() - WINDOW_MS));
-        for (const [ts, value] of series.points) push(chart, ts, value);
+    resetCharts(key);
+    const numeric = Object.keys(latest).filter((m) => typeof latest[m].value === "number");
+    for (const metric of numeric.slice(0, MAX_CHARTS)) {
+      const chart = makeChart(metric, latest[metric].unit);
+      state.charts.set(metric, chart);
+      const series = await api(base + "/series?metric=" + encodeURIComponent(metric) +
+        "&start=" + (Date.now() - WINDOW_MS));
+      for (const [ts, value] of series.points) push(chart, ts, value);
+      push(chart, latest[metric].ts, latest[metric].value);
+    }
+    if (!numeric.length) $("#charts").append(el("p", { class: "muted" }, t("noNumeric")));
+    draw();
+  }
+
+  let drawing = false;
+  function draw() {  // at most once a frame, however many events came in
+    if (drawing) return;
+    drawing = true;
+    requestAnimationFrame(() => {
+      drawing = false;
+      for (const chart of state.charts.values()) {
+        // sample-and-hold: a metric sent only on change stays at its last value until now
+        const held = chart.xs.length ? [chart.xs.concat(Date.now() / 1000),
+          chart.ys.concat(chart.ys[chart.ys.length - 1])] : [[], []];
+        chart.plot.setData(held);
       }
-      if (!numeric.length) $("#charts").append(el("p", { class: "muted" }, t("noNumeric")));
+    });
+  }
+
+  function onTelemetry(message) {
+    const key = message.tenant + "/" + message.device;
+    const device = state.devices.find((d) => d.tenant + "/" + d.device === key);
+    if (!device) { soon("devices", loadDevices); return; }
+    device.messages += 1;
+    device.last_seen_ms = Date.now();
+    soon("devices", () => renderDevices(state.devices), 1000);
+    if (state.chartDevice !== key) {
+      if (state.selected === key) soon("charts", () => loadCharts(device));
+      return;
     }
-    for (const [metric, chart] of state.charts) {
-      if (latest[metric]) push(chart, latest[metric].ts, latest[metric].value);
-      // sample-and-hold: a metric sent only on change stays at its last value until now
-      const held = chart.xs.length ? [chart.xs.concat(Date.now() / 1000),
-        chart.ys.concat(chart.ys[chart.ys.length - 1])] : [[], []];
-      chart.plot.setData(held);
+    for (const [metric, value] of Object.entries(message.metrics)) {
+      const chart = state.charts.get(metric);
+      if (chart) push(chart, message.ts, value);
+      else if (typeof value === "number" && state.charts.size < MAX_CHARTS) {
+        state.chartDevice = null;  // a new numeric metric: build the charts again
+        soon("charts", () => loadCharts(device));
+      }
     }
+    draw();
   }
 
   function renderAlarms(alarms) {
@@ -171,7 +208,7 @@
 
   async function acknowledge(id) {
     await api("/api/alarms/" + encodeURIComponent(id) + "/acknowledge", { method: "POST" });
-    await refresh();
+    await loadAlarms();
   }
 
   function renderDeadLetters(letters) {
@@ -186,25 +223,57 @@
     }
   }
 
-  let busy = false;
-  async function refresh() {
-    if (busy) return;
-    busy = true;
-    try {
-      const [devices, alarms, letters] = await Promise.all([
-        api("/api/devices"), api("/api/alarms"), api("/api/dead-letters?limit=20"),
-      ]);
-      renderDevices(devices);
-      renderAlarms(alarms);
-      renderDeadLetters(letters.dead_letters);
-      const device = devices.find((d) => d.tenant + "/" + d.device === state.selected);
-      if (device) await refreshCharts(device);
-      $("#status").textContent = t("updated") + " " + time(Date.now());
-    } catch (error) {
-      $("#status").textContent = String(error.message || error);
-    } finally {
-      busy = false;
+  const timers = {};
+  function soon(name, work, delay) {  // coalesce a burst of events into one call
+    if (timers[name]) return;
+    timers[name] = setTimeout(() => {
+      timers[name] = null;
+      Promise.resolve(work()).catch(showError);
+    }, delay ?? 200);
+  }
+
+  function showError(error) {
+    $("#status").textContent = String(error.message || error);
+  }
+
+  async function loadDevices() {
+    state.devices = await api("/api/devices");
+    renderDevices(state.devices);
+    const device = state.devices.find((d) => d.tenant + "/" + d.device === state.selected);
+    if (device) await loadCharts(device);
+  }
+  async function loadAlarms() { renderAlarms(await api("/api/alarms")); }
+  async function loadDeadLetters() {
+    renderDeadLetters((await api("/api/dead-letters?limit=20")).dead_letters);
+  }
+
+  let loading = null;
+  function loadAll() {  // once at the start, after a reconnect or a resync
+    if (!loading) {
+      loading = Promise.all([loadDevices(), loadAlarms(), loadDeadLetters()])
+        .then(() => { $("#status").textContent = t(state.live ? "live" : "updated") + " " + time(Date.now()); })
+        .catch(showError)
+        .finally(() => { loading = null; });
     }
+    return loading;
+  }
+
+  function follow() {
+    if (state.events) state.events.close();
+    const query = state.token ? "?token=" + encodeURIComponent(state.token) : "";
+    const events = state.events = new EventSource("/api/events" + query);
+    const on = (kind, handle) => events.addEventListener(kind, (e) => handle(JSON.parse(e.data)));
+    events.addEventListener("open", () => { state.live = true; loadAll(); });
+    events.addEventListener("error", () => {
+      state.live = false;
+      $("#status").textContent = t("reconnecting");
+      if (events.readyState === EventSource.CLOSED) identify();  // refused: a bad token?
+    });
+    on("telemetry", onTelemetry);
+    on("status", () => soon("devices", loadDevices));
+    on("alarms", () => soon("alarms", loadAlarms));
+    on("dead_letters", () => soon("dead", loadDeadLetters));
+    on("resync", () => loadAll());
   }
 
   async function identify() {
@@ -224,16 +293,17 @@
     localStorage.setItem("iiot.lang", state.lang);
     applyLanguage();
     state.chartDevice = null;
-    refresh();
+    for (const key of Object.keys(rendered)) rendered[key] = null;
+    loadAll();
   });
   $("#save-token").addEventListener("click", async () => {
     state.token = $("#token").value.trim();
     localStorage.setItem("iiot.token", state.token);
     $("#login-error").textContent = (await identify()) ? "" : t("badToken");
-    refresh();
+    follow();
   });
 
   applyLanguage();
-  identify().then(refresh);
-  setInterval(refresh, 1000);
+  identify().then(follow);
+  setInterval(draw, 1000);  // held lines reach "now"; a redraw, not a request
 })();

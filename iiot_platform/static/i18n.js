@@ -11,7 +11,7 @@ window.IIOT_I18N = {
     signin: "Sign in", online: "online", offline: "offline", acknowledge: "Acknowledge",
     active: "active", acknowledged: "acknowledged", cleared: "cleared",
     badToken: "The token was refused.", updated: "updated", noNumeric: "No numeric metrics yet.",
-    lang: "中文", role: "role",
+    lang: "中文", role: "role", live: "live since", reconnecting: "reconnecting…",
   },
   zh: {
     title: "iiotlab 工业互联网平台", devices: "设备", device: "设备", tenant: "租户",
@@ -24,6 +24,6 @@ window.IIOT_I18N = {
     signin: "登录", online: "在线", offline: "离线", acknowledge: "确认",
     active: "活动", acknowledged: "已确认", cleared: "已清除",
     badToken: "令牌无效。", updated: "更新于", noNumeric: "暂无数值型指标。",
-    lang: "English", role: "角色",
+    lang: "English", role: "角色", live: "实时推送，自", reconnecting: "正在重新连接…",
   },
 };

@@ -18,8 +18,8 @@ OUT_ENV = "IIOTLAB_CURRICULUM_OUT"
 # beside the rest of the suite (10 beside it overloaded the machine: load 8, and checks
 # measuring time failed), then runs DEFAULT_PARALLEL. On a machine shared with other work,
 # set IIOTLAB_CURRICULUM_PARALLEL lower.
-DEFAULT_PARALLEL = 12
-EARLY_PARALLEL = 4
+DEFAULT_PARALLEL = 14
+EARLY_PARALLEL = 5
 EARLY_ENV = "IIOTLAB_CURRICULUM_EARLY"
 SUMMARY = pytest.StashKey[str]()
 POOL = pytest.StashKey[CurriculumPool]()

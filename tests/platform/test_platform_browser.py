@@ -94,14 +94,22 @@ def test_ui_shows_device_live_chart_and_acknowledges_alarm(lab_stack: dict[str, 
 
             chart = page.locator('.chart[data-metric="level"]')
             expect(chart).to_be_visible(timeout=10_000)
+            page.wait_for_load_state("networkidle")  # the lists and the first series
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
             first = int(chart.get_attribute("data-last-ts") or 0)
-            page.wait_for_function(
-                "([ts]) => Number(document.querySelector('.chart[data-metric=\"level\"]')"
-                ".dataset.lastTs) > ts",
-                arg=[first],
-                timeout=10_000,
-            )
+            for _ in range(3):  # three new messages reach the chart...
+                page.wait_for_function(
+                    "([ts]) => Number(document.querySelector('.chart[data-metric=\"level\"]')"
+                    ".dataset.lastTs) > ts",
+                    arg=[first],
+                    timeout=10_000,
+                )
+                first = int(chart.get_attribute("data-last-ts") or 0)
+            # ...pushed over the event stream: the page asked the API for nothing meanwhile
+            assert [url for url in requests if "/api/" in url] == []
             assert page.locator(".chart canvas").count() >= 1
+            expect(page.locator("#status")).to_contain_text("live since")
 
             rule = {"name": "level demo", "kind": "threshold", "metric": "level", "high": -1e9}
             created = httpx.post(lab_stack["platform"] + "/api/rules", json=rule, timeout=10)
