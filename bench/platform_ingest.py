@@ -1,14 +1,17 @@
-"""Platform ingestion: telemetry points/s stored in SQLite from MQTT, next to the rate a
-bare subscriber receives the same stream, measured in the same run.
+"""Platform ingestion from a queued stream: points/s stored in SQLite beside the rate a bare
+subscriber drains the same queue, measured in the same run.
 
-A producer process publishes N telemetry messages (QoS 1, M metrics each, spread over D
-devices) as fast as the broker takes them. Phase 1: a bare MqttClient subscriber counts
-them (no decoding). Phase 2: the platform (ingestion, validation, dedup, rules, batched
-SQLite writes) receives the identical stream. Both clocks run from the producer's start
-to the last message received (bare) or stored (platform).
-Targets: platform >= half the bare rate, and >= 50,000 points/s.
+The baseline is a ceiling: the broker holds the whole stream before anyone reads it, so
+neither reader is paced by the producer. For each reader a persistent session (clean
+session off) subscribes to `iiot/#` and disconnects; a producer process publishes N
+telemetry messages (QoS 1, M metrics each, over D devices), which the broker queues for
+it. Then the reader connects again and the clock runs from its start until the last
+message is received (bare: counted, not decoded) or stored (the platform: validation,
+duplicate detection, rules, batched SQLite writes).
+Targets: platform >= half the bare rate, and >= 100,000 points/s.
 
 Run: python bench/platform_ingest.py [--broker mosquitto|embedded] [--messages N] [--quick]
+Mosquitto as iiotlab configures it queues up to 100,000 messages per session.
 Bounded: each phase stops after 90 s.
 """
 
@@ -72,12 +75,22 @@ def start_producer(url: str, args: argparse.Namespace) -> subprocess.Popen[bytes
     return subprocess.Popen(command)
 
 
-async def bare_phase(url: str, args: argparse.Namespace) -> float:
-    client = MqttClient(url, client_id="bench-bare")
+async def queue_for(url: str, client_id: str, args: argparse.Namespace) -> None:
+    """A persistent session subscribes and leaves; the stream is then queued for it."""
+    client = MqttClient(url, client_id=client_id, clean_start=False)
     await client.connect()
-    await client.subscribe("iiot/#")
-    started = time.perf_counter()
+    await client.subscribe("iiot/#", qos=1)
+    await client.disconnect()
     producer = start_producer(url, args)
+    if producer.wait() != 0:
+        raise SystemExit("the producer failed")
+
+
+async def bare_phase(url: str, args: argparse.Namespace) -> float:
+    await queue_for(url, "bench-bare", args)
+    client = MqttClient(url, client_id="bench-bare", clean_start=False, max_inflight=1000)
+    started = time.perf_counter()
+    await client.connect()
     received = 0
     try:
         async with asyncio.timeout(PHASE_LIMIT_S):
@@ -85,30 +98,36 @@ async def bare_phase(url: str, args: argparse.Namespace) -> float:
                 received += 1
                 if received == args.messages:
                     break
+    except TimeoutError:
+        print(f"  bare: {received}/{args.messages} received within {PHASE_LIMIT_S:g} s")
     finally:
         elapsed = time.perf_counter() - started
-        producer.wait()
         await client.disconnect()
     return received * args.metrics / elapsed
 
 
 async def platform_phase(url: str, args: argparse.Namespace, data_dir: Path) -> tuple[float, int]:
-    settings = PlatformSettings(broker_url=url, data_dir=data_dir, client_id="bench-platform")
+    settings = PlatformSettings(
+        broker_url=url,
+        data_dir=data_dir,
+        client_id="bench-platform",
+        mqtt_persistent_session=True,
+        # one tenant sends everything here: the per-tenant rate limit is not under test
+        ingest_rate_per_tenant=1e9,
+        ingest_burst_per_tenant=10**9,
+    )
+    await queue_for(url, "bench-platform", args)
     expected = args.messages * args.metrics
+    started = time.perf_counter()
     async with PlatformService(settings) as service:
-        started = time.perf_counter()
-        producer = start_producer(url, args)
-        try:
-            deadline = started + PHASE_LIMIT_S
-            while service.ingestor.stats.points_stored < expected:
-                if time.perf_counter() > deadline:
-                    break
-                await asyncio.sleep(0.005)
-            elapsed = time.perf_counter() - started
-        finally:
-            producer.wait()
-        stored = service.ingestor.stats.points_stored
-        batches = service.ingestor.stats.batches
+        deadline = started + PHASE_LIMIT_S
+        while service.ingestor.stats.points_stored < expected:
+            if time.perf_counter() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        stats = service.ingestor.stats
+        stored, batches = stats.points_stored, stats.batches
         counted = sum([await service.store.count("bench", f"dev-{d}") for d in range(args.devices)])
     assert counted == stored, (counted, stored)
     print(f"  platform: {stored} points stored in {batches} batches")
@@ -123,7 +142,7 @@ async def main(args: argparse.Namespace) -> None:
     async with make_broker(kind, BrokerConfig()) as broker:
         print(
             f"broker: {kind} at {broker.url}; {args.messages} messages x {args.metrics} "
-            f"metrics over {args.devices} devices"
+            f"metrics over {args.devices} devices, queued before each reader starts"
         )
         bare = await bare_phase(broker.url, args)
         print(f"  bare subscriber: {bare:,.0f} points/s ({bare / args.metrics:,.0f} msg/s)")
@@ -136,7 +155,16 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(
         f"ratio platform/bare: {rate / bare:.2f} (target >= 0.5);"
-        f" absolute target 50,000 points/s: {'met' if rate >= 50_000 else 'NOT met'}"
+        f" absolute target 100,000 points/s: {'met' if rate >= 100_000 else 'NOT met'}"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "platform_ingest",
+                "figures": {"platform_points_per_s": round(rate)},
+                "baselines": {"bare_subscriber_points_per_s": round(bare)},
+            }
+        )
     )
 
 

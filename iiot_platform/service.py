@@ -80,6 +80,7 @@ class PlatformService(Service):
             self.settings.broker_url,
             client_id=self.settings.client_id,
             ca_file=self.settings.broker_ca_file,
+            clean_start=not self.settings.mqtt_persistent_session,
         )
         await client.connect()
         await client.subscribe(self.settings.subscribe_filter, qos=1)

@@ -46,6 +46,9 @@ class PlatformSettings:
     queue_size: int = 50_000
     stale_check_interval_s: float = 1.0
     mqtt_enabled: bool = True
+    # a persistent session (clean session off): what is published while the platform is
+    # down waits in the broker (up to its queue limit) and arrives when it is back
+    mqtt_persistent_session: bool = False
     # Limits against hostile data and hostile neighbours; docs/platform.md lists each.
     queue_bytes: int = 64 * 1024 * 1024
     max_message_bytes: int = MAX_PAYLOAD_BYTES
@@ -108,6 +111,9 @@ class PlatformSettings:
             values["auth_enabled"] = True
         if env.get("IIOTLAB_PLATFORM_AUTH", "").lower() in ("1", "true", "on", "yes"):
             values["auth_enabled"] = True
+        session = env.get("IIOTLAB_PLATFORM_PERSISTENT_SESSION", "").lower()
+        if session in ("1", "true", "on", "yes"):
+            values["mqtt_persistent_session"] = True
         values.update(limits_from_env(env))
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from asyncua.server.server import Server
 from iiotlab.datasheet import Datasheet, OpcuaTagNode
 from iiotlab.lifecycle import Service
 from simulators.base import PlantRuntime, Value
+from simulators.opcua import monitoring
 from simulators.opcua.address_space import PlantAddressSpace
 from simulators.opcua.layout import PlantLayout, plan_plant
 from simulators.opcua.security import (
@@ -152,6 +153,7 @@ class OpcuaPlantServer(Service):
         raise KeyError(device)
 
     async def _build_server(self) -> Server:
+        monitoring.install()
         iserver = PlantInternalServer(PlantUserManager(self.security), self._log, self._space)
         server = Server(iserver=iserver)
         await server.init()

@@ -400,16 +400,25 @@ class MqttClient:
         client.on_subscribe = lambda _c, _u, mid, codes, _p: to_loop(
             self._handle_suback, mid, list(codes)
         )
-        client.on_message = lambda _c, _u, message: to_loop(
-            self._handle_message,
-            MqttMessage(
+        # received messages too: one wake-up for all that arrived meanwhile, in order
+        inbox: list[MqttMessage] = []
+        inbox_lock = threading.Lock()
+
+        def on_message(_c: object, _u: object, message: paho.MQTTMessage) -> None:
+            received = MqttMessage(
                 topic=message.topic,
                 payload=bytes(message.payload),
                 qos=message.qos,
                 retain=bool(message.retain),
                 received_ms=time.time_ns() // 1_000_000,
-            ),
-        )
+            )
+            with inbox_lock:
+                inbox.append(received)
+                first = len(inbox) == 1
+            if first:
+                to_loop(self._handle_messages, inbox, inbox_lock)
+
+        client.on_message = on_message
 
     def _handle_connack(self, generation: int, reason: ReasonCode) -> None:
         if generation == self._generation and self._connack and not self._connack.done():
@@ -473,9 +482,15 @@ class MqttClient:
         if waiter is not None and not waiter.done():
             waiter.set_result(codes)
 
-    def _handle_message(self, generation: int, message: MqttMessage) -> None:
+    def _handle_messages(
+        self, generation: int, inbox: list[MqttMessage], lock: threading.Lock
+    ) -> None:
+        with lock:
+            messages = inbox[:]
+            inbox.clear()
         if not self._closing:
-            self._messages.put_nowait(message)
+            for message in messages:
+                self._messages.put_nowait(message)
 
 
 def _stop_blocking(client: paho.Client) -> None:

@@ -549,3 +549,33 @@ async def test_session_activity_records_monitored_items_reads_and_browses(
         assert items["ns=2;s=Tank.PumpOn"].deadband_type == "none"
         assert items["ns=2;s=Tank.Level"].sampling_interval_ms == 100.0
         await subscription.delete()
+
+
+async def test_monitored_items_keep_their_own_copy_of_each_value(
+    open_server: tuple[OpcuaPlantServer, FakeTankRuntime],
+) -> None:
+    """simulators/opcua/monitoring.py: a shallow copy per monitored item, not a deep one;
+    a deadband still compares each new value with the one before it."""
+    from asyncua.server.monitored_item_service import MonitoredItemValues
+
+    from simulators.opcua import monitoring
+
+    assert MonitoredItemValues.set_current_datavalue is monitoring._set_current_datavalue
+    values = MonitoredItemValues()
+    written = ua.DataValue(ua.Variant(2.5, ua.VariantType.Double))
+    values.set_current_datavalue(written)
+    kept = values.get_current_datavalue()
+    assert kept == written and kept is not written
+    server, runtime = open_server
+    async with Client(server.url) as client:
+        changes = DataChanges()
+        subscription = await client.create_subscription(20, changes)
+        await subscription.deadband_monitor(client.get_node("ns=2;s=Tank.Level"), 0.2)
+        runtime.tick(level=3.0)
+        await changes.next_with(3.0)
+        runtime.tick(level=3.1)  # within 0.2 of 3.0: not reported
+        await asyncio.sleep(0.2)
+        runtime.tick(level=3.5)
+        data = await asyncio.wait_for(changes.queue.get(), timeout=5)
+        assert data.Value is not None and data.Value.Value == 3.5
+        await subscription.delete()
