@@ -109,12 +109,21 @@ def _new_records(
 
 
 def _latest_rows(records: Sequence[TelemetryRecord]) -> list[LatestRow]:
+    """The newest value of each metric in the batch (by ts; the later record on a tie)."""
     newest: dict[tuple[str, str, str], LatestRow] = {}
-    for record in records:
+    covered: dict[tuple[str, str], set[str]] = {}  # metrics that have their newest value
+    # newest first: a metric's first value is its newest, and a record whose metrics all
+    # have theirs is skipped whole (a set test, not a loop over its metrics)
+    ordered = sorted(enumerate(records), key=lambda item: (item[1].ts, item[0]), reverse=True)
+    for _, record in ordered:
+        device = (record.tenant, record.device)
+        seen = covered.setdefault(device, set())
+        if seen.issuperset(record.metrics):
+            continue
         for metric, value in record.metrics.items():
-            key = (record.tenant, record.device, metric)
-            previous = newest.get(key)
-            if previous is None or previous[4] <= record.ts:
+            if metric not in seen:
+                seen.add(metric)
+                key = (record.tenant, record.device, metric)
                 newest[key] = (*key, record.seq, record.ts, *_encode(value))
     return list(newest.values())
 

@@ -1,7 +1,11 @@
 """MqttClient: the one asyncio wrapper around paho-mqtt (the only module importing paho).
 
-Each connection is a fresh paho client whose network thread (``loop_start``) hands every
-event to the asyncio loop with ``call_soon_threadsafe``. Reconnection is ours, not
+Each connection is a fresh paho client driven by the asyncio loop itself (paho's external
+loop: the loop calls ``loop_read`` when the socket is readable, ``loop_write`` while paho
+has bytes to send, ``loop_misc`` once a second for keepalive). No network thread: a
+publish, its PUBACK and a received message cost no hand-off between threads. Only the
+blocking ``connect`` (TCP and TLS handshake) and the final disconnect run in a worker
+thread, while the loop does not watch that client. Reconnection is ours, not
 paho's: a lost connection fails the publishes still waiting for PUBACK (the caller keeps
 them and retries), then a backoff loop opens a new connection and subscribes again.
 Protocol: MQTT 3.1.1 (amqtt speaks nothing newer); ``clean_start`` is its clean-session.
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -31,6 +36,7 @@ from iiotlab.mqtt.url import MqttEndpoint, parse_mqtt_url
 
 _log = logging.getLogger(__name__)
 _SUBACK_WAIT_S = 10.0
+_READ_BURST = 256  # packets read in one turn of the loop at most
 _BAD_CREDENTIALS = {134, 135}  # paho's codes for CONNACK 4 (bad user/password) and 5
 ConnectionCallback = Callable[[bool], None]
 
@@ -106,6 +112,7 @@ class MqttClient:
         self._callbacks: list[ConnectionCallback] = []
         self._reconnect_task: asyncio.Task[None] | None = None
         self._cleanups: set[asyncio.Future[None]] = set()
+        self._timers: dict[paho.Client, asyncio.TimerHandle] = {}  # loop_misc, per client
 
     @property
     def connected(self) -> bool:
@@ -191,6 +198,7 @@ class MqttClient:
         job = loop.run_in_executor(None, self._start_blocking, client)
         try:
             await asyncio.shield(job)
+            self._attach(client)
             reason = await asyncio.wait_for(connack, wait_s)
         except BaseException as error:
             self._connack = None
@@ -211,7 +219,71 @@ class MqttClient:
 
     def _start_blocking(self, client: paho.Client) -> None:
         client.connect(self.endpoint.host, self.endpoint.port, keepalive=self.keepalive)
-        client.loop_start()
+
+    def _attach(self, client: paho.Client) -> None:
+        """Let the loop drive this client's socket (paho's external loop), in the loop."""
+        loop = self._require_loop()
+        sock = client.socket()
+        if sock is None:
+            raise MqttConnectError(f"{self.endpoint.display()} closed the connection at once")
+
+        def readable() -> None:
+            # paho's loop_read takes about one packet: read on while bytes are waiting (in
+            # the kernel, or decrypted inside the SSL object, where epoll does not see them)
+            for _ in range(_READ_BURST):
+                if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    return
+                if not _waiting(client.socket()):
+                    return
+
+        def writable() -> None:
+            client.loop_write()
+
+        def flush() -> None:
+            # paho queued packets (publishes, PUBACKs): write them once, after this turn of
+            # the loop; watch the socket for room only when it is full
+            sock = client.socket()
+            if sock is None or self._timers.get(client) is None:
+                return
+            client.loop_write()
+            if client.want_write() and client.socket() is not None:
+                loop.add_writer(sock, writable)
+
+        def register_write(_c: object, _u: object, sock: Any) -> None:
+            loop.call_soon(flush)
+
+        def unregister_write(_c: object, _u: object, sock: Any) -> None:
+            loop.remove_writer(sock)
+
+        def closed(_c: object, _u: object, sock: Any) -> None:
+            loop.remove_reader(sock)
+            loop.remove_writer(sock)
+
+        def misc() -> None:
+            if client.socket() is not None and self._timers.get(client) is not None:
+                client.loop_misc()
+                self._timers[client] = loop.call_later(1.0, misc)
+
+        client.on_socket_register_write = register_write
+        client.on_socket_unregister_write = unregister_write
+        client.on_socket_close = closed
+        loop.add_reader(sock, readable)
+        if client.want_write():  # the CONNECT did not fit in the socket's buffer
+            loop.add_writer(sock, writable)
+        self._timers[client] = loop.call_later(1.0, misc)
+
+    def _detach(self, client: paho.Client) -> None:
+        """The loop stops driving this client (before a worker thread closes it)."""
+        timer = self._timers.pop(client, None)
+        if timer is not None:
+            timer.cancel()
+        client.on_socket_register_write = None
+        client.on_socket_unregister_write = None
+        client.on_socket_close = None
+        sock = client.socket()
+        if sock is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
 
     def _connect_error(self, error: BaseException, timeout: float) -> MqttConnectError:
         where = self.endpoint.display()
@@ -253,7 +325,8 @@ class MqttClient:
             await asyncio.gather(*cleanups, return_exceptions=True)
 
     def _discard(self, client: paho.Client) -> None:
-        """Stop a paho client in a worker thread (loop_stop joins its thread)."""
+        """Stop driving a paho client, then close it in a worker thread."""
+        self._detach(client)
         job = self._require_loop().run_in_executor(None, _stop_blocking, client)
         self._cleanups.add(job)
         job.add_done_callback(self._cleanups.discard)
@@ -335,7 +408,7 @@ class MqttClient:
         self._publishes.clear()
         self._subacks.clear()
 
-    # -- paho callbacks (network thread) → event loop --------------------------------
+    # -- paho callbacks → event loop ---------------------------------------------------
 
     def _new_paho(self, generation: int, timeout: float) -> paho.Client:
         client = paho.Client(
@@ -373,9 +446,14 @@ class MqttClient:
             ) from None
 
     def _bind_callbacks(self, client: paho.Client, generation: int) -> None:
+        loop_thread = threading.get_ident()  # paho calls back here, or from a worker thread
+
         def to_loop(handler: Callable[..., None], *args: Any) -> None:
             loop = self._loop
             if loop is None or loop.is_closed():
+                return
+            if threading.get_ident() == loop_thread:
+                loop.call_soon(handler, generation, *args)
                 return
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(handler, generation, *args)
@@ -494,14 +572,23 @@ class MqttClient:
 
 
 def _stop_blocking(client: paho.Client) -> None:
+    # Nothing drives the client any more: paho writes the DISCONNECT itself, at once.
     client.disconnect()
-    # loop_start can fail after paho stored its thread (no thread left under a process
-    # limit): that thread never ran, so there is nothing to join.
-    with contextlib.suppress(RuntimeError):
-        client.loop_stop()
     sock = client.socket()
     if sock is not None:
         sock.close()
+
+
+def _waiting(sock: Any) -> bool:
+    """Bytes to read now, without blocking: decrypted in the SSL object or in the kernel."""
+    if sock is None:
+        return False
+    if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # closed meanwhile
+        return False
 
 
 def _shutdown_socket(client: paho.Client) -> None:

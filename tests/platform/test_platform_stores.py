@@ -109,3 +109,24 @@ async def test_time_range_is_half_open_and_tenant_scoped(
 async def test_empty_write_is_a_no_op(store: TelemetryStore, tenant: str) -> None:
     assert await store.write([]) == 0
     assert await store.count(tenant, "tank-1") == 0
+
+
+async def test_latest_is_the_newest_sample_of_each_metric_whatever_the_batch_order(
+    store: TelemetryStore, tenant: str
+) -> None:
+    def record(seq: int, ts: int, **metrics: float) -> TelemetryRecord:
+        return TelemetryRecord(tenant, "tank-1", seq, T0 + ts, metrics)
+
+    batch = [
+        record(1, 300, level=3.0),  # newest level, first in the batch
+        record(2, 100, level=1.0, flow=10.0),  # flow only here: its latest
+        record(3, 200, level=2.0, temp=20.0),
+        record(4, 200, temp=21.0),  # same ts as seq 3: the later record wins
+    ]
+    await store.write(batch)
+    latest = await store.latest(tenant, "tank-1")
+    assert {m: (v.value, v.ts - T0) for m, v in latest.items()} == {
+        "level": (3.0, 300),
+        "flow": (10.0, 100),
+        "temp": (21.0, 200),
+    }
