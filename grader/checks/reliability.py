@@ -180,6 +180,20 @@ class PlcOutageParams(CheckParams):
     grace_s: float = Field(
         default=3.5, ge=0, description="a read in flight may take its timeout to fail"
     )
+    detect_cap_s: float = Field(
+        default=7.0,
+        ge=0,
+        description="good values before the gateway's first 'bad' report are excused up to this",
+    )
+
+
+def _first_bad_ts(records: list[TelemetryRecord], start_ms: int, end_ms: int) -> int | None:
+    """When the gateway first said, by a `bad` quality, that it could not read the PLC."""
+    for record in records:
+        if record.ts is not None and start_ms <= record.ts <= end_ms:
+            if any(q == "bad" for q in record.quality.values()):
+                return record.ts
+    return None
 
 
 def _stale_good(record: TelemetryRecord) -> list[str]:
@@ -198,7 +212,15 @@ def plc_outage_recovery(ctx: CheckContext[PlcOutageParams]) -> CheckOutcome:
     parts: list[tuple[str, float, bool]] = []
     windows = []
     for outage in outages:
+        # A read in flight when the link went down fails only at the gateway's timeout, and
+        # a busy machine stretches that: until its first 'bad' report (up to detect_cap_s)
+        # a good value is the last one it had, not a lie. After it, or without any 'bad'
+        # report past grace_s, a good value during the outage is stale.
         cut = outage.started_ms + int(params.grace_s * 1000)
+        first_bad = _first_bad_ts(records, outage.started_ms, outage.ended_ms)
+        if first_bad is not None:
+            cap = outage.started_ms + int(params.detect_cap_s * 1000)
+            cut = max(cut, min(first_bad, cap))
         during = [r for r in records if r.ts is not None and cut <= r.ts <= outage.ended_ms]
         stale = [{"ts": r.ts, "metrics": _stale_good(r)} for r in during if _stale_good(r)]
         deadline = outage.ended_ms + params.recovery_s * 1000
@@ -231,6 +253,8 @@ def plc_outage_recovery(ctx: CheckContext[PlcOutageParams]) -> CheckOutcome:
         windows.append(
             {
                 "outage_ms": [outage.started_ms, outage.ended_ms],
+                "first_bad_ms": first_bad,
+                "judged_from_ms": cut,
                 "reports_inside": len(during),
                 "stale_good": stale[:5],
                 "first_fresh_ms": fresh[0] if fresh else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from grader.observation import ActionRecord, GatewayExit, ObservedMessage
@@ -71,6 +73,46 @@ def plc_stream(stale: bool) -> list[ObservedMessage]:
         else:
             out.append(telemetry(seq, ts, {"level": 1.0}))
     return out
+
+
+def outage_stream(good_until_s: float, bad_from_s: float | None) -> list[ObservedMessage]:
+    """Good values sampled until `good_until_s` into the outage, then 'bad' from `bad_from_s`
+    (None: never), then good again after it."""
+    out = []
+    for seq, ts in enumerate(range(T0 + 500, T0 + 30_000, 500), start=1):
+        into = (ts - PLC.started_ms) / 1000
+        if 0 <= into and ts <= PLC.ended_ms and into > good_until_s:
+            bad = bad_from_s is not None and into >= bad_from_s
+            out.append(telemetry(seq, ts, {}, quality={"level": "bad"} if bad else None))
+        else:
+            out.append(telemetry(seq, ts, {"level": 1.0}))
+    return out
+
+
+def stale_part(messages: list[ObservedMessage]) -> bool:
+    outcome = run_check("plc_outage_recovery", observation(messages, actions=(PLC,)))
+    return bool(outcome.evidence["saw"]["outages"][0]["stale_good"]) is False
+
+
+def test_good_values_until_the_gateway_detects_the_outage_are_excused() -> None:
+    # a busy machine: the read timed out late, the first 'bad' came 4.5 s in
+    assert stale_part(outage_stream(good_until_s=4.0, bad_from_s=4.5))
+    # without any 'bad' report, good values past grace_s (3.5 s) are stale
+    assert not stale_part(outage_stream(good_until_s=4.0, bad_from_s=None))
+    # the detection excuse ends at detect_cap_s (7 s)
+    assert not stale_part(outage_stream(good_until_s=7.5, bad_from_s=8.0))
+
+
+def test_good_values_after_the_first_bad_report_are_stale() -> None:
+    messages = outage_stream(good_until_s=-1, bad_from_s=0)
+    bad_then_good = []
+    for message in messages:
+        data = json.loads(message.payload)
+        into = (data["ts"] - PLC.started_ms) / 1000
+        if 4.0 <= into <= 5.0:  # it said 'bad', then good again while still down
+            message = telemetry(data["seq"], data["ts"], {"level": 1.0})
+        bad_then_good.append(message)
+    assert not stale_part(bad_then_good)
 
 
 def test_plc_outage_recovery() -> None:
