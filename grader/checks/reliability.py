@@ -190,9 +190,9 @@ class PlcOutageParams(CheckParams):
 def _first_bad_ts(records: list[TelemetryRecord], start_ms: int, end_ms: int) -> int | None:
     """When the gateway first said, by a `bad` quality, that it could not read the PLC."""
     for record in records:
-        if record.ts is not None and start_ms <= record.ts <= end_ms:
-            if any(q == "bad" for q in record.quality.values()):
-                return record.ts
+        inside = record.ts is not None and start_ms <= record.ts <= end_ms
+        if inside and any(q == "bad" for q in record.quality.values()):
+            return record.ts
     return None
 
 

@@ -81,7 +81,7 @@ def outage_stream(good_until_s: float, bad_from_s: float | None) -> list[Observe
     out = []
     for seq, ts in enumerate(range(T0 + 500, T0 + 30_000, 500), start=1):
         into = (ts - PLC.started_ms) / 1000
-        if 0 <= into and ts <= PLC.ended_ms and into > good_until_s:
+        if into >= 0 and ts <= PLC.ended_ms and into > good_until_s:
             bad = bad_from_s is not None and into >= bad_from_s
             out.append(telemetry(seq, ts, {}, quality={"level": "bad"} if bad else None))
         else:
