@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -62,6 +63,12 @@ async def main() -> None:
     print(f"baseline {args.students} x one student:        {serial:7.1f} s")
     print(f"{args.students} students, --parallel {args.parallel}:     {whole:7.1f} s")
     print(f"speed-up over one by one:          {serial / whole:7.2f} x")
+    record = {
+        "bench": "class_grading",
+        "figures": {"class_s": round(whole, 1), "speedup": round(serial / whole, 2)},
+        "baselines": {"one_by_one_s": round(serial, 1)},
+    }
+    print(json.dumps(record))
 
 
 if __name__ == "__main__":

@@ -169,6 +169,12 @@ async def main() -> None:
         f"largest child process peak RSS {peak_mb:.0f} MB; 1-minute load average at the end "
         f"{os.getloadavg()[0]:.1f} (a figure taken on a busy machine is too low)"
     )
+    record = {
+        "bench": "exam_capacity",
+        "figures": {"candidates": best, "child_peak_rss_mb": round(peak_mb)},
+        "baselines": {"p99_read_limit_ms": P99_LIMIT_MS},
+    }
+    print(json.dumps(record))
 
 
 if __name__ == "__main__":

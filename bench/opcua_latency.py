@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -115,6 +116,17 @@ async def run(seconds: float) -> None:
     print(f"data change tick->client   {percentiles(latencies.samples)}  {rate:.0f}/s")
     print(f"baseline Read, None        {percentiles(plain)}")
     print(f"baseline Read, SignAndEnc. {percentiles(encrypted)}")
+
+    def p(values: list[float], q: float) -> float:
+        ordered = sorted(values)
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else -1
+
+    figures = {
+        "tick_to_client_p50_ms": p(latencies.samples, 0.5),
+        "tick_to_client_p95_ms": p(latencies.samples, 0.95),
+    }
+    baselines = {"read_round_trip_p50_ms": p(plain, 0.5), "read_round_trip_p95_ms": p(plain, 0.95)}
+    print(json.dumps({"bench": "opcua_latency", "figures": figures, "baselines": baselines}))
 
 
 def main() -> None:

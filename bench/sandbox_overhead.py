@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import tempfile
@@ -83,6 +84,13 @@ async def main() -> None:
         print(f"  {name:<11} {statistics.median(times):7.1f} s median (runs: {runs})")
     extra = statistics.median(grading["bubblewrap"]) - statistics.median(grading["none"])
     print(f"bubblewrap costs {extra:+.1f} s per class over the plain sandbox")
+    medians = {name: statistics.median(times) for name, times in grading.items()}
+    record = {
+        "bench": "sandbox_overhead",
+        "figures": {"bubblewrap_class_s": round(medians["bubblewrap"], 1)},
+        "baselines": {"plain_class_s": round(medians["none"], 1)},
+    }
+    print(json.dumps(record))
 
 
 if __name__ == "__main__":
