@@ -208,13 +208,16 @@ class LabEnvironment:
         elif user is not None and password is not None:
             users.append(BrokerUser(user, password, self.tenant))
         anonymous = policy.allow_anonymous if policy is not None else not spec.auth
-        port, tls_port = free_port(), free_port() if tls_wanted else None
+        # The broker binds port 0 and says which it got: a port picked here and bound later
+        # can be taken meanwhile by a classmate's grading (seen: "address already in use").
+        # Only a plaintext port that must stay closed is picked here, and nothing binds it.
+        closed = None if plaintext else free_port()
         config = BrokerConfig(
-            port=port if plaintext else 0,
+            port=0,
             users=tuple(users),
             allow_anonymous=anonymous,
             tls=self._tls_files() if tls_wanted else None,
-            tls_port=tls_port,
+            tls_port=0 if tls_wanted else None,
             plaintext=plaintext,
         )
         try:
@@ -229,7 +232,7 @@ class LabEnvironment:
             gateway_username=user,
             gateway_password=password,
             tls_required=not plaintext,
-            closed_plaintext_port=None if plaintext else port,
+            closed_plaintext_port=closed,
         )
 
     async def _start_submitted_mosquitto(self, submission: MosquittoSubmission) -> None:

@@ -202,6 +202,9 @@ class MqttClient:
             reason = await asyncio.wait_for(connack, wait_s)
         except BaseException as error:
             self._connack = None
+            if connack.done() and not connack.cancelled():
+                connack.exception()  # retrieved: the error raised here says it already
+            connack.cancel()
             job.add_done_callback(lambda _: self._discard(client))
             if isinstance(error, (asyncio.CancelledError, MqttConnectError)):
                 raise
@@ -224,8 +227,11 @@ class MqttClient:
         """Let the loop drive this client's socket (paho's external loop), in the loop."""
         loop = self._require_loop()
         sock = client.socket()
-        if sock is None:
-            raise MqttConnectError(f"{self.endpoint.display()} closed the connection at once")
+        if sock is None:  # paho closed it while sending CONNECT: the broker hung up at once
+            raise MqttConnectError(
+                f"{self.endpoint.display()} closed the connection before CONNACK; "
+                f"{self._early_close_hint()}"
+            )
 
         def readable() -> None:
             # paho's loop_read takes about one packet: read on while bytes are waiting (in

@@ -89,6 +89,9 @@ def _fill(path: str, ids: dict[str, str]) -> str:
     return re.sub(r"\{([^}]+)\}", value, path)
 
 
+STREAM = "/api/events"
+
+
 async def test_student_cannot_reach_another_tenant_on_any_route(running_app: RunningApp) -> None:
     async with running_app(auth_enabled=True, tokens=TOKENS) as (app, api):
         ids = await _seed_bob(api, app)
@@ -96,6 +99,8 @@ async def test_student_cannot_reach_another_tenant_on_any_route(running_app: Run
         walked = 0
         for route in app.routes:
             if not isinstance(route, APIRoute) or not route.path.startswith("/api"):
+                continue
+            if route.path == STREAM:  # endless: test_platform_events opens it on a socket
                 continue
             for method in route.methods:
                 path = _fill(route.path, ids)

@@ -126,6 +126,8 @@ async def test_a_student_stream_carries_only_its_own_tenant(server: PlatformServ
             assert tenants == {"alice", "bob"}
         refused = await client.get("/api/events?token=wrong")
         assert refused.status_code == 401
+        other = await client.get("/api/events?token=tok-alice&tenant=bob")
+        assert other.status_code == 403 and "tenant 'alice'" in other.text
 
 
 async def test_status_dead_letters_and_alarms_are_announced(server: PlatformServer) -> None:
