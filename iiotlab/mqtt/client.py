@@ -592,7 +592,9 @@ def _waiting(sock: Any) -> bool:
     if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
         return True
     try:
-        return bool(select.select([sock], [], [], 0)[0])
+        poller = select.poll()  # not select(): no limit on the descriptor's number
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):  # closed meanwhile
         return False
 
