@@ -48,6 +48,8 @@ async def test_out_of_range_values_are_422_on_every_route(running_app: RunningAp
         for route in app.routes:
             if not isinstance(route, APIRoute) or not route.path.startswith("/api"):
                 continue
+            if route.path == "/api/events":  # endless stream: test_platform_events covers it
+                continue
             names = [p.name for p in route.dependant.query_params if p.name != "token"]
             path_names = [p.name for p in route.dependant.path_params]
             for method in sorted(route.methods or ()):
