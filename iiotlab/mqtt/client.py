@@ -468,41 +468,38 @@ class MqttClient:
         client.on_disconnect = lambda _c, _u, _f, reason, _p: to_loop(
             self._handle_disconnect, reason
         )
-        # PUBACKs reach the loop in batches: one wake-up of the loop for all the PUBACKs
-        # that arrived meanwhile, not one each (a 1,000-message window drained ~20% faster)
-        acks: list[int] = []
-        acks_lock = threading.Lock()
 
-        def on_publish(_c: object, _u: object, mid: int, _r: object, _p: object) -> None:
-            with acks_lock:
-                acks.append(mid)
-                first = len(acks) == 1
-            if first:
-                to_loop(self._handle_pubacks, acks, acks_lock)
+        def batched(handler: Callable[..., None]) -> Callable[[Any], None]:
+            """Hand items to `handler` in batches, in order: one loop callback for all
+            that arrived meanwhile, not one each (PUBACKs: a 1,000-message window drained
+            ~20% faster)."""
+            items: list[Any] = []
+            lock = threading.Lock()
 
-        client.on_publish = on_publish
+            def add(item: Any) -> None:
+                with lock:
+                    items.append(item)
+                    first = len(items) == 1
+                if first:
+                    to_loop(handler, items, lock)
+
+            return add
+
+        ack = batched(self._handle_pubacks)
+        receive = batched(self._handle_messages)
+        client.on_publish = lambda _c, _u, mid, _r, _p: ack(mid)
         client.on_subscribe = lambda _c, _u, mid, codes, _p: to_loop(
             self._handle_suback, mid, list(codes)
         )
-        # received messages too: one wake-up for all that arrived meanwhile, in order
-        inbox: list[MqttMessage] = []
-        inbox_lock = threading.Lock()
-
-        def on_message(_c: object, _u: object, message: paho.MQTTMessage) -> None:
-            received = MqttMessage(
+        client.on_message = lambda _c, _u, message: receive(
+            MqttMessage(
                 topic=message.topic,
                 payload=bytes(message.payload),
                 qos=message.qos,
                 retain=bool(message.retain),
                 received_ms=time.time_ns() // 1_000_000,
             )
-            with inbox_lock:
-                inbox.append(received)
-                first = len(inbox) == 1
-            if first:
-                to_loop(self._handle_messages, inbox, inbox_lock)
-
-        client.on_message = on_message
+        )
 
     def _handle_connack(self, generation: int, reason: ReasonCode) -> None:
         if generation == self._generation and self._connack and not self._connack.done():
