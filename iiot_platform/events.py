@@ -1,6 +1,6 @@
 """Live events for the UI: server-sent events from `GET /api/events`.
 
-The ingest loop and the alarm book `publish` small events; every open event stream is a
+The ingest loop and the service (alarm changes) `publish` small events; every open event stream is a
 `Subscription` with a bounded queue. Publishing never waits: a subscriber whose queue is
 full loses events and gets one `resync` event when it has room again, which tells the UI
 to fetch the lists once instead of trusting a stream with holes in it. A subscriber sees
