@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 from collections.abc import Callable
@@ -13,8 +14,58 @@ from typing import Any
 from edge_gateway.config import GatewayConfig, ModbusSourceConfig
 from iiotlab.datasheet import Datasheet
 from iiotlab.mqtt import Broker, MqttClient, MqttMessage
+from simulators.simulation import Simulation
 
 StartBroker = Callable[[], AbstractAsyncContextManager[Broker]]
+
+
+def matches(value: object, truth: object, tolerance: float) -> bool:
+    if isinstance(value, bool) or isinstance(truth, bool) or isinstance(value, str):
+        return value == truth
+    return (
+        isinstance(value, int | float)
+        and isinstance(truth, int | float)
+        and abs(value - truth) <= tolerance + 1e-9 * max(1.0, abs(truth))
+    )
+
+
+def assert_served_in_order(
+    sim: Simulation, sheet: Datasheet, payloads: list[dict[str, Any]], started_ms: int
+) -> dict[str, int]:
+    """Every reported value is one the simulator served while the gateway ran, and each
+    tag's values come in the order they were served. The gateway's `ts` does not pick the
+    tick: on a busy machine a poll's timestamp and its register read can be far apart,
+    while a decoding fault (word order, scale, type) gives a value never served at all.
+    Returns how many values of each tag were compared."""
+    device = str(sheet.device)
+    samples = sim.truth.samples(device)
+    # the tick being served when the gateway started, and every later one
+    first = max(0, bisect.bisect_right(samples, started_ms, key=lambda s: s[0]) - 1)
+    served = samples[first:]
+    assert served, f"{device}: the simulator recorded no tick"
+    cursor: dict[str, int] = {}  # per tag: the earliest tick its next value may come from
+    compared: dict[str, int] = {}
+    for payload in payloads:
+        for name, value in payload["metrics"].items():
+            tolerance = sheet.tag(name).tolerance or 0.0
+            start = cursor.get(name, 0)
+            tick = next(
+                (
+                    i
+                    for i in range(start, len(served))
+                    if matches(value, served[i][1].get(name), tolerance)
+                ),
+                None,
+            )
+            assert tick is not None, (
+                f"{device}.{name}: {value!r} (ts {payload['ts']}) is no value the simulator "
+                f"served from tick {start} of {len(served)} on; near its ts: "
+                f"{[sim.truth.value_at(device, name, payload['ts'] + d) for d in (-150, 0)]!r} "
+                f"({sheet.tag(name).modbus})"
+            )
+            cursor[name] = tick
+            compared[name] = compared.get(name, 0) + 1
+    return compared
 
 
 def gateway_config(

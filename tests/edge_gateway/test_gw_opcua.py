@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from gateway_helpers import Listener, StartBroker
+from gateway_helpers import Listener, StartBroker, assert_served_in_order
 
 from edge_gateway import GatewayConfig
 from edge_gateway.config import Deadband, OpcuaSourceConfig
 from edge_gateway.gateway import Gateway
 from iiotlab.mqtt import MqttClient
+from simulators.runtime import now_ms
 from simulators.simulation import Simulation, SimulationConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -28,6 +29,7 @@ async def test_secure_session_values_and_write(
         Listener(broker.url) as ears,
     ):
         sheet = sim.datasheets["tank"]
+        started_ms = now_ms()
         user = sheet.opcua.users[0]
         source = OpcuaSourceConfig(
             endpoint=sim.opcua_url,
@@ -66,15 +68,4 @@ async def test_secure_session_values_and_write(
         )
         first = ears.payloads("telemetry")[0]
         assert set(first["metrics"]) == {t.name for t in sheet.tags if t.opcua is not None}
-        for payload in ears.payloads("telemetry"):
-            for name, value in payload["metrics"].items():
-                tag = sheet.tag(name)
-                truths = [sim.truth.value_at("tank-1", name, payload["ts"] + d) for d in (-150, 0)]
-                if isinstance(value, float):
-                    assert any(
-                        abs(value - float(t)) <= (tag.tolerance or 0) + 1e-6
-                        for t in truths
-                        if t is not None
-                    ), (name, value, truths)
-                else:
-                    assert value in truths, (name, value, truths)
+        assert_served_in_order(sim, sheet, ears.payloads("telemetry"), started_ms)
