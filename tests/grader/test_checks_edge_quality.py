@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -56,6 +57,62 @@ def test_a_deadband_wider_than_allowed_misses_changes() -> None:
     )
     assert not outcome.passed
     assert outcome.evidence["saw"]["tags"]["level"]["longest_unreported_s"] > 1.3
+
+
+def _step_truth() -> TruthSeries:
+    """level 1.0, 2.0 from T0+10.3 s, 1.0 again from T0+20.3 s (ticks of 100 ms)."""
+    return TruthSeries(
+        tuple(
+            (ts, {"level": 2.0 if T0 + 10_300 <= ts < T0 + 20_300 else 1.0})
+            for ts in range(T0 - 2000, T0 + 30_000, 100)
+        )
+    )
+
+
+def _slow_poller(stamp_back_ms: int) -> list[ObservedMessage]:
+    """Reads level every 2.5 s from T0+250 and reports each change when it reads it, with
+    ts `stamp_back_ms` before the read and arrival 20 ms after the read."""
+    out: list[ObservedMessage] = []
+    last = None
+    for read in range(T0 + 250, T0 + 30_000, 2500):
+        value = _step_truth().value_at("level", read)
+        if value != last:
+            out.append(
+                telemetry(len(out) + 1, read - stamp_back_ms, {"level": value}, received=read + 20)
+            )
+            last = value
+    return out
+
+
+def test_a_report_stamped_before_the_change_it_carries_counts_from_its_arrival() -> None:
+    """Each change is read 2.45 s late; stamping the report 2.5 s back (the previous read,
+    before the change) would make the change look reported at once. The simulator did not
+    serve the reported value at that ts, so the report counts from its arrival, and both
+    changes are late."""
+    for stamp_back_ms in (0, 2500):
+        obs = replace(observation(_slow_poller(stamp_back_ms)), truth=_step_truth())
+        outcome = run_check("report_by_exception_truth", obs, deadbands=LEVEL, max_rate_hz=4)
+        assert not outcome.passed, stamp_back_ms
+        level = outcome.evidence["saw"]["tags"]["level"]
+        assert level["missed"] == 2 and level["longest_unreported_s"] > 2.4
+
+
+def test_a_report_read_long_after_its_ts_counts_from_its_arrival() -> None:
+    """A busy gateway whose reads lag their ts by 0.5 s (values from later than ts) still
+    passes: each report counts from its arrival, which is within the limit."""
+    lagging = [
+        telemetry(
+            i + 1,
+            json.loads(m.payload)["ts"] - 500,
+            json.loads(m.payload)["metrics"],
+            received=m.received_ms,
+        )
+        for i, m in enumerate(_polled(250, 0.04))
+    ]
+    outcome = run_check(
+        "report_by_exception_truth", observation(lagging), deadbands=LEVEL, max_rate_hz=4
+    )
+    assert outcome.passed, outcome.message
 
 
 def test_every_poll_sent_blows_the_budget() -> None:
