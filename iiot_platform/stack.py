@@ -20,6 +20,7 @@ from iiotlab.lifecycle import Service
 from iiotlab.mqtt import Broker, BrokerConfig, BrokerUser, EmbeddedBroker
 
 _log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 10.0  # uvicorn waits for open responses; past this the server is cancelled
 ALL_PLANTS = ("tank", "boiler", "packaging", "compressor", "energy")
 
 
@@ -52,6 +53,7 @@ class PlatformServer(Service):
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
+        self.cancelled_on_stop = False  # open responses kept it past STOP_TIMEOUT_S
 
     async def start(self) -> None:
         import uvicorn
@@ -85,8 +87,12 @@ class PlatformServer(Service):
             service.events.close()
         self._server.should_exit = True
         try:
-            await asyncio.wait_for(task, timeout=10)
+            await asyncio.wait_for(task, timeout=STOP_TIMEOUT_S)
         except TimeoutError:
+            self.cancelled_on_stop = True
+            _log.warning(
+                "the platform's server did not stop within %g s: cancelled", STOP_TIMEOUT_S
+            )
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 

@@ -100,10 +100,9 @@ def _reported_at(truth: TruthSeries, record: TelemetryRecord, tag: str, deadband
     ts = record.ts
     assert ts is not None
     served = truth.value_at(tag, ts)
-    if ts <= record.received_ms and served is not None:
-        if not _away(record.metrics[tag], served, deadband):
-            return ts
-    return record.received_ms
+    if served is None or ts > record.received_ms or _away(record.metrics[tag], served, deadband):
+        return record.received_ms
+    return ts
 
 
 @check("report_by_exception_truth", params=ExceptionParams)

@@ -43,8 +43,10 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 NET01 = ROOT / "labs" / "net-01-modbus-datasheet"
 SECRET = "cluster-test-course-secret"
-TIME_LIMIT_S = 20.0  # a 6 s lab; one run takes ~9 s alone
-VISIBILITY_TIMEOUT_S = 40.0  # what a killed worker's jobs wait before another worker runs them
+# a 6 s lab; one run takes ~9 s alone, and 20-25 s beside the suite's background gradings
+TIME_LIMIT_S = 40.0
+# what a killed worker's jobs wait before another worker runs them (time limit + margin)
+VISIBILITY_TIMEOUT_S = 60.0
 
 
 def make_class(tmp_path: Path, count: int) -> tuple[Path, Path]:
@@ -178,7 +180,8 @@ async def test_a_class_through_two_workers_one_killed_mid_job(
     assert rerun and all(job["worker"] in survivor.text() for job in rerun)
     # results signed by the coordinator's key, which no worker had
     assert verify_gradebook(out, load_signing_key(coordinator_env).private.public_key()) == []
-    assert cluster_s < 120, f"the class took {cluster_s:.0f} s"
+    # the jobs came back after the visibility timeout, not the default 1,200 s one
+    assert cluster_s < 250, f"the class took {cluster_s:.0f} s"
 
 
 @pytest.mark.timeout(120)

@@ -66,6 +66,5 @@ async def test_secure_session_values_and_write(
             mode,
             user["username"],
         )
-        first = ears.payloads("telemetry")[0]
-        assert set(first["metrics"]) == {t.name for t in sheet.tags if t.opcua is not None}
-        assert_served_in_order(sim, sheet, ears.payloads("telemetry"), started_ms)
+        compared = assert_served_in_order(sim, sheet, ears.payloads("telemetry"), started_ms)
+        assert set(compared) == {t.name for t in sheet.tags if t.opcua is not None}

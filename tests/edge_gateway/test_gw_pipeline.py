@@ -71,7 +71,6 @@ def check_device(
     for raw in payloads:
         message = Telemetry.model_validate(raw)
         assert message.device == device and not message.replayed
-        assert set((message.quality or {}).values()) <= {"good"}
     compared = assert_served_in_order(sim, sheet, payloads, started_ms)
     assert [p["seq"] for p in payloads] == list(range(len(payloads)))
     assert set(compared) == {tag.name for tag in sheet.tags if tag.modbus is not None}

@@ -280,16 +280,17 @@ async def test_practice_mode_skips_the_kill_without_costing_points(
 # -- the grader's own failures ------------------------------------------------------------
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 async def test_a_step_the_grader_cannot_play_ends_the_run_at_once(
     tmp_path: Path, key: SigningKey
 ) -> None:
-    """A PLC outage on a lab without a PLC: not gradable with the reason, long before 30 s."""
+    """A PLC outage on a lab without a PLC: not gradable with the reason, long before the
+    lab's 600 s are up."""
     lab = lab_copy(
         NET,
         tmp_path,
         modbus=False,
-        duration_s=30,
+        duration_s=600,
         opcua={"enabled": True},
         scenario=[{"at": 1, "action": "plc_outage", "duration": 2}],
     )
@@ -304,7 +305,7 @@ async def test_a_step_the_grader_cannot_play_ends_the_run_at_once(
     )
     assert not result.gradable and result.score == 0
     assert "plc_outage" in (result.reason or "") and "no such link" in (result.reason or "")
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 120
 
 
 LOWER_HARD_LIMIT = """

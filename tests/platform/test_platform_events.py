@@ -161,13 +161,13 @@ async def test_stopping_the_server_ends_open_streams(tmp_path: Path) -> None:
     async with stream_of(platform.port, "/api/events") as (_, response):
         lines = response.aiter_lines()
         assert await anext(lines) == "retry: 2000"
-        started = time.monotonic()
         await platform.stop()
         async with asyncio.timeout(5):
             rest = [line async for line in lines]
         assert ": heartbeat" not in rest
-    # uvicorn waits for open responses on shutdown: without the hub closing them, 10 s
-    assert time.monotonic() - started < 5
+    # uvicorn waits for open responses on shutdown: without the hub closing them, the
+    # server outlasts STOP_TIMEOUT_S and is cancelled
+    assert not platform.cancelled_on_stop
 
 
 def test_a_reader_that_falls_behind_gets_one_resync_then_events_again() -> None:
