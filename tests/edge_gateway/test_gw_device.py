@@ -12,7 +12,7 @@ from gateway_helpers import Listener, StartBroker, gateway_config
 
 from edge_gateway.gateway import Gateway
 from iiotlab.mqtt import MqttClient
-from simulators.scenario import Scenario, ScenarioEvent
+from simulators.scenario import ScenarioEvent
 from simulators.simulation import Simulation, SimulationConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -21,10 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 async def test_plc_outage_marks_bad_then_recovers(
     start_broker: StartBroker, tmp_path: Path
 ) -> None:
-    outage = ScenarioEvent(at_s=1.0, kind="modbus_link_down", duration_s=2.0)
-    sim_config = SimulationConfig(
-        plants=("tank",), student="frank", enable_opcua=False, scenario=Scenario(events=(outage,))
-    )
+    sim_config = SimulationConfig(plants=("tank",), student="frank", enable_opcua=False)
     async with (
         start_broker() as broker,
         Simulation(sim_config) as sim,
@@ -33,6 +30,16 @@ async def test_plc_outage_marks_bad_then_recovers(
         sheet = sim.datasheets["tank"]
         tags = {tag.name for tag in sheet.tags if tag.modbus is not None}
         async with Gateway(gateway_config(sheet, broker.url, tmp_path)) as gateway:
+            # the outage comes once the gateway reads the PLC, however long it took to start
+            await ears.wait_for(
+                lambda: any(
+                    (p.get("quality") or {}).get("level", "good") == "good"
+                    and "level" in p["metrics"]
+                    for p in ears.payloads("telemetry")
+                ),
+                what="a good reading",
+            )
+            await sim.inject(ScenarioEvent(at_s=0.0, kind="modbus_link_down", duration_s=2.0))
 
             def all_bad() -> bool:
                 return any(

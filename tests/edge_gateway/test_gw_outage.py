@@ -25,16 +25,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 OUTAGE_S = 10.0
 
 
-async def begin_outage(broker: Broker, path: TcpPath, ears: Listener) -> int:
-    """Cut just after a message went through (none in flight), then stop the broker."""
+async def begin_outage(
+    broker: Broker, path: TcpPath, ears: Listener, gateway: Gateway
+) -> tuple[int, int]:
+    """Cut when nothing is in flight (the gateway's buffer is empty: every message had its
+    PUBACK), then stop the broker. Returns when it cut and the last seq sent before."""
     count = len(ears.payloads("telemetry"))
     await ears.wait_for(lambda: len(ears.payloads("telemetry")) > count, what="fresh telemetry")
-    await asyncio.sleep(0.02)
+    await ears.wait_for(lambda: not len(gateway.buffer), what="nothing awaiting its PUBACK")
+    # no await between the check and the abort inside cut(): the gateway cannot send
+    cut_ms, last_live_seq = int(time.time() * 1000), gateway.buffer.last_seq
     await path.cut()
-    cut_ms = int(time.time() * 1000)
     await asyncio.sleep(0.3)  # what the broker already has reaches the listener
     await broker.stop()
-    return cut_ms
+    return cut_ms, last_live_seq
 
 
 async def end_outage(broker: Broker, path: TcpPath, ears: Listener) -> int:
@@ -44,7 +48,10 @@ async def end_outage(broker: Broker, path: TcpPath, ears: Listener) -> int:
     return int(time.time() * 1000)
 
 
-def check_exactly_once(payloads: list[dict[str, Any]], last_seq: int, cut_ms: int, back_ms: int):
+def check_exactly_once(
+    payloads: list[dict[str, Any]], last_seq: int, cut: tuple[int, int], back_ms: int
+) -> None:
+    cut_ms, last_live_seq = cut
     seqs = [p["seq"] for p in payloads]
     assert sorted(seqs) == list(range(last_seq + 1)), (
         f"missing {sorted(set(range(last_seq + 1)) - set(seqs))}, "
@@ -53,7 +60,7 @@ def check_exactly_once(payloads: list[dict[str, Any]], last_seq: int, cut_ms: in
     during = [p for p in payloads if cut_ms + 100 < p["ts"] < back_ms]
     assert len(during) >= 10, "the plant kept running, so telemetry was buffered"
     assert all(p["replayed"] for p in during)
-    assert not any(p["replayed"] for p in payloads if p["ts"] < cut_ms - 500)
+    assert not any(p["replayed"] for p in payloads if p["seq"] <= last_live_seq)
     replayed = [p for p in payloads if p["replayed"]]
     assert [p["seq"] for p in replayed] == sorted(p["seq"] for p in replayed), "sent in order"
 
@@ -71,7 +78,7 @@ async def test_broker_outage_loses_nothing(start_broker: StartBroker, tmp_path: 
             sim.datasheets["tank"], f"mqtt://127.0.0.1:{path.port}", tmp_path, heartbeat_s=1.0
         )
         async with Gateway(config) as gateway:
-            cut_ms = await begin_outage(broker, path, ears)
+            cut = await begin_outage(broker, path, ears, gateway)
             await asyncio.sleep(OUTAGE_S)
             assert len(gateway.buffer) >= 10
             back_ms = await end_outage(broker, path, ears)
@@ -86,7 +93,7 @@ async def test_broker_outage_loses_nothing(start_broker: StartBroker, tmp_path: 
             assert gateway.counters.replayed >= 10 and gateway.counters.reconnects >= 1
         await path.stop()
         await asyncio.sleep(0.3)
-        check_exactly_once(ears.payloads("telemetry"), last_seq, cut_ms, back_ms)
+        check_exactly_once(ears.payloads("telemetry"), last_seq, cut, back_ms)
         states = [p["state"] for p in ears.payloads("status")]
         assert states[0] == "online" and "offline" in states  # the Last Will, then online
         assert states.count("online") >= 2
@@ -106,7 +113,7 @@ async def test_gateway_restart_during_outage(start_broker: StartBroker, tmp_path
         )
         first = Gateway(config)
         await first.start()
-        cut_ms = await begin_outage(broker, path, ears)
+        cut = await begin_outage(broker, path, ears, first)
         await asyncio.sleep(OUTAGE_S / 2)
         await first.stop()
         stored = first.buffer.last_seq
@@ -125,4 +132,4 @@ async def test_gateway_restart_during_outage(start_broker: StartBroker, tmp_path
             last_seq = second.buffer.last_seq
         await path.stop()
         await asyncio.sleep(0.3)
-        check_exactly_once(ears.payloads("telemetry"), last_seq, cut_ms, back_ms)
+        check_exactly_once(ears.payloads("telemetry"), last_seq, cut, back_ms)

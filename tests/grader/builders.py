@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from grader.checks.registry import CheckContext, CheckOutcome, default_registry
@@ -136,9 +137,11 @@ class ScriptedBroker:
     def __init__(self, answers: list[ObservedMessage | None]) -> None:
         self.answers = answers
         self.subscriptions = 0
+        self.times: list[float] = []  # time.monotonic() of each subscription
 
     async def first_retained(self, topic: str, wait_s: float) -> ObservedMessage | None:
         self.subscriptions += 1
+        self.times.append(time.monotonic())
         return self.answers.pop(0) if self.answers else None
 
 
