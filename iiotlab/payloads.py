@@ -249,8 +249,9 @@ def _decode(kind: str, raw: bytes, max_bytes: int, max_depth: int) -> _Payload:
     data = _parse_json(raw, max_depth)
     if not isinstance(data, dict):
         raise PayloadError("payload must be a JSON object")
-    if data.get("v") != CONTRACT_VERSION:
-        raise PayloadError(f"payload 'v' is {_short(data.get('v'))}, contract v1 needs 1")
+    version = data.get("v")
+    if type(version) is not int or version != CONTRACT_VERSION:  # true and 1.0 are no 1
+        raise PayloadError(f"payload 'v' is {_short(version)}, contract v1 needs the integer 1")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -76,6 +76,8 @@ def _telemetry(**changes: object) -> bytes:
         (b"{not json", "not JSON"),
         (b"[1, 2]", "JSON object"),
         (_telemetry(v=2), "'v' is 2"),
+        (_telemetry(v=True), "'v' is True, contract v1 needs the integer 1"),
+        (_telemetry(v=1.0), "'v' is 1.0"),
         (_telemetry(seq="7"), "seq"),
         (_telemetry(seq=-1), "seq"),
         (_telemetry(ts=1.5), "ts"),
