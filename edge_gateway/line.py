@@ -45,9 +45,15 @@ class LineManifest(BaseModel):
 
 
 def load_line(path: Path) -> LineManifest:
-    """The line manifest at `path`; errors name the file and what is wrong."""
+    """The line manifest at `path`; errors name the file and what is wrong. A relative
+    datasheet path is relative to the manifest's folder (the exam portal's files)."""
     try:
-        return LineManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        manifest = LineManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        devices = [
+            entry.model_copy(update={"datasheet": path.parent / entry.datasheet})
+            for entry in manifest.devices
+        ]
+        return manifest.model_copy(update={"devices": devices})
     except FileNotFoundError:
         raise ConfigError("line manifest not found", file=path, key="IIOTLAB_LINE") from None
     except (json.JSONDecodeError, ValidationError) as exc:

@@ -210,22 +210,38 @@ class LabRun:
             tasks.append(asyncio.create_task(_guarded(name, self._play(index, step)), name=name))
         return tasks
 
+    def _devices_reached(self) -> bool:
+        """Whether the submission has opened a Modbus link or an OPC UA session."""
+        devices = [(d.modbus_proxy, d.sim) for d in self.env.line] or [
+            (self.env.modbus_proxy, self.env.sim)
+        ]
+        return any(
+            (proxy is not None and proxy.connections > 0) or bool(sim.opcua_sessions)
+            for proxy, sim in devices
+        )
+
     async def _wait_for_external_gateway(self) -> None:
-        """Until the student's gateway publishes (or, for a proxy lab, its port answers)."""
+        """Until the student's gateway publishes (for a proxy lab, until its port answers;
+        for a lab judged on the platform alone, until it reaches a device)."""
         limit_s = self.gateway.wait_s
         deadline = time.monotonic() + limit_s
         proxy_port = self.env.student_proxy_port
         while time.monotonic() < deadline:
-            if proxy_port is None and self.env.messages:
-                return
-            if proxy_port is not None and await _accepts(proxy_port):
+            if proxy_port is not None:
+                if await _accepts(proxy_port):
+                    return
+            elif self.lab.publishes:
+                if self.env.messages:
+                    return
+            elif self._devices_reached():
                 return
             await asyncio.sleep(0.2)
-        what = (
-            f"your proxy did not accept a connection on port {proxy_port}"
-            if proxy_port is not None
-            else "no message arrived from your gateway"
-        )
+        if proxy_port is not None:
+            what = f"your proxy did not accept a connection on port {proxy_port}"
+        elif self.lab.publishes:
+            what = "no message arrived from your gateway"
+        else:
+            what = "your script did not connect to any device (Modbus or OPC UA)"
         raise NotGradableError(
             f"practice mode: {what} within {limit_s:g} s "
             f"(start it with the variables in {self.env.run.out_dir / 'gateway.env'})"

@@ -218,6 +218,13 @@ class LabSpec(_Frozen):
         return bool(self.plants)
 
     @property
+    def publishes(self) -> bool:
+        """Whether the submission publishes over MQTT: every lab but those judged on the
+        platform's state alone (net-04: a provisioning script that talks to the devices
+        and the platform's API)."""
+        return not all(check.kind.startswith("platform_") for check in self.checks)
+
+    @property
     def device_name(self) -> str:
         return self.device or f"{self.plant}-1"
 

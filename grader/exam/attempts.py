@@ -65,22 +65,35 @@ async def _gateway_started(live: LiveLab, wait_s: float) -> int:
     after pressing grade; the attempt starts when it connects to the broker (through the
     exam's relay) and has sent a message. A gateway that has long been running has sent
     its unchanged values, its status and meta before: a lab judges a run from the start.
-    Returns when the gateway connected (ms)."""
-    env, relay = live.env, live.relays["mqtt"]
-    before = relay.accepts
+    A lab judged on the platform's state alone starts at the submission's first connection
+    to any of the task's relays (device, platform or broker). Returns when it connected
+    (ms)."""
+    env = live.env
+    relays = [live.relays["mqtt"]] if live.plan.lab.publishes else list(live.relays.values())
+    before = [relay.accepts for relay in relays]
     deadline = time.monotonic() + wait_s
     live.phase = "waiting_gateway"
-    while relay.accepts == before or not [
-        m for m in env.messages if m.received_ms >= relay.last_accept_ms
-    ]:
+
+    def connected() -> list[int]:
+        return [r.last_accept_ms for r, n in zip(relays, before, strict=True) if r.accepts > n]
+
+    while not connected() or (
+        live.plan.lab.publishes
+        and not [m for m in env.messages if m.received_ms >= relays[0].last_accept_ms]
+    ):
         if time.monotonic() > deadline:
-            what = "connect to the broker" if relay.accepts == before else "send a message"
+            if not live.plan.lab.publishes:
+                what = "connect to any of this task's endpoints"
+            elif not connected():
+                what = "connect to the broker"
+            else:
+                what = "send a message"
             raise NotGradableError(
                 f"your gateway did not {what} within {wait_s:g} s of pressing grade: press "
                 "grade, then (re)start your gateway with this task's gateway.env"
             )
         await asyncio.sleep(0.1)
-    since_ms = relay.last_accept_ms
+    since_ms = min(connected())
     env.messages[:] = [m for m in env.messages if m.received_ms >= since_ms]
     live.phase = "grading"
     return since_ms

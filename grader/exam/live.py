@@ -26,6 +26,13 @@ from iiotlab.datasheet import Datasheet
 
 DATASHEET_NAME = "datasheet.json"
 CA_NAME = "ca.pem"
+LINE_NAME = "line.json"  # a multi-plant lab's manifest; its datasheets are <device>.json
+
+
+def _port(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None, url
+    return port
 
 
 def _moved(url: str, host: str, port: int) -> str:
@@ -83,12 +90,21 @@ class LiveLab:
         env = self.env
         assert env.mqtt_proxy is not None
         await self._relay("mqtt", env.mqtt_proxy.port)
-        if env.modbus_proxy is not None:
-            await self._relay("modbus", env.modbus_proxy.port)
-        if env.sim.opcua_url:
-            port = urlsplit(env.sim.opcua_url).port
-            assert port is not None
-            await self._relay("opcua", port)
+        for device in env.line:  # a multi-plant lab: every device's links
+            if device.modbus_proxy is not None:
+                await self._relay(f"modbus/{device.device}", device.modbus_proxy.port)
+            if device.sim.opcua_url:
+                await self._relay(f"opcua/{device.device}", _port(device.sim.opcua_url))
+        if env.line:  # the single-plant variables name the first device, as in practice
+            first = env.line[0].device
+            for kind in ("modbus", "opcua"):
+                if f"{kind}/{first}" in self.relays:
+                    self.relays[kind] = self.relays[f"{kind}/{first}"]
+        else:
+            if env.modbus_proxy is not None:
+                await self._relay("modbus", env.modbus_proxy.port)
+            if env.sim.opcua_url:
+                await self._relay("opcua", _port(env.sim.opcua_url))
         if env.platform_url:
             port = urlsplit(env.platform_url).port
             assert port is not None
@@ -121,6 +137,11 @@ class LiveLab:
                 "url": self.gateway_env()["IIOTLAB_PLATFORM_URL"],
                 "token": env.student_platform_token,
             }
+        if env.line:
+            out["line"] = [
+                {key: entry[key] for key in ("device", "plant", "modbus", "opcua_url")}
+                for entry in self.line_manifest()["devices"]
+            ]
         return out
 
     def gateway_env(self) -> dict[str, str]:
@@ -146,6 +167,8 @@ class LiveLab:
             variables["IIOTLAB_PLATFORM_URL"] = _moved(
                 variables["IIOTLAB_PLATFORM_URL"], host, self.relays["platform"].port
             )
+        if env.line:
+            variables["IIOTLAB_LINE"] = LINE_NAME
         return variables
 
     def gateway_env_text(self) -> str:
@@ -160,6 +183,46 @@ class LiveLab:
             data["modbus"].update(host=self.advertised, port=self.relays["modbus"].port)
         if "opcua" in self.relays and isinstance(data.get("opcua"), dict):
             data["opcua"]["endpoint"] = self.gateway_env()["IIOTLAB_OPCUA_URL"]
+        return data
+
+    @property
+    def is_line(self) -> bool:
+        return bool(self.env.line)
+
+    def line_devices(self) -> list[str]:
+        return [device.device for device in self.env.line]
+
+    def line_manifest(self) -> dict[str, Any]:
+        """The line manifest (IIOTLAB_LINE) naming the relays, each datasheet a file name
+        (`<device>.json`) beside it, as the candidate downloads them into one folder."""
+        devices = []
+        for device in self.env.line:
+            modbus = self.relays.get(f"modbus/{device.device}")
+            opcua = self.relays.get(f"opcua/{device.device}")
+            devices.append(
+                {
+                    "device": device.device,
+                    "plant": device.entry.plant,
+                    "modbus": {"host": self.advertised, "port": modbus.port} if modbus else None,
+                    "opcua_url": _moved(str(device.sim.opcua_url), self.advertised, opcua.port)
+                    if opcua
+                    else None,
+                    "datasheet": f"{device.device}.json",
+                }
+            )
+        return {"devices": devices}
+
+    def line_datasheet(self, name: str) -> dict[str, Any] | None:
+        """A line device's datasheet naming the relays; None for no such device."""
+        device = next((d for d in self.env.line if d.device == name), None)
+        if device is None or device.datasheet is None:
+            return None
+        entry = next(e for e in self.line_manifest()["devices"] if e["device"] == name)
+        data: dict[str, Any] = json.loads(device.datasheet.model_dump_json(exclude_none=True))
+        if entry["modbus"] and isinstance(data.get("modbus"), dict):
+            data["modbus"].update(entry["modbus"])
+        if entry["opcua_url"] and isinstance(data.get("opcua"), dict):
+            data["opcua"]["endpoint"] = entry["opcua_url"]
         return data
 
     def ca_file(self) -> Path | None:

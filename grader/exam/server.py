@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Str
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.catalog import readme_path
+from grader.exam.live import LINE_NAME
 from grader.exam.service import AttemptRefusedError, ExamConfig, ExamService
 from grader.exam.spec import ExamTask
 from grader.exam.state import Attempt, Candidate, candidate_points, feedback_view, total
@@ -123,6 +124,13 @@ def _me(service: ExamService, candidate: Candidate) -> dict[str, Any]:
                 "ca_url": f"/api/tasks/{task.id}/ca.pem" if live.ca_file() else None,
                 "endpoints": live.endpoints(),
                 "env": live.gateway_env(),
+                # a multi-plant lab: the manifest and each device's datasheet, to download
+                # into the folder of gateway.env
+                "line_url": f"/api/tasks/{task.id}/line.json" if live.is_line else None,
+                "line_datasheet_urls": {
+                    device: f"/api/tasks/{task.id}/line/{device}.json"
+                    for device in live.line_devices()
+                },
             }
         )
     return {
@@ -187,6 +195,33 @@ def _portal_routes(app: FastAPI) -> None:
         return PlainTextResponse(
             live.gateway_env_text(),
             headers={"Content-Disposition": 'attachment; filename="gateway.env"'},
+        )
+
+    @app.get("/api/tasks/{task_id}/line.json")
+    async def line_manifest(
+        task_id: str, candidate: CandidateDep, request: Request
+    ) -> JSONResponse:
+        service = _service(request)
+        live = service.live[(candidate.student, _task(service, task_id).id)]
+        if not live.is_line:
+            raise HTTPException(404, "this task has one plant: its datasheet is /datasheet")
+        return JSONResponse(
+            live.line_manifest(),
+            headers={"Content-Disposition": f'attachment; filename="{LINE_NAME}"'},
+        )
+
+    @app.get("/api/tasks/{task_id}/line/{device}.json")
+    async def line_datasheet(
+        task_id: str, device: str, candidate: CandidateDep, request: Request
+    ) -> JSONResponse:
+        service = _service(request)
+        live = service.live[(candidate.student, _task(service, task_id).id)]
+        sheet = live.line_datasheet(device)
+        if sheet is None:
+            known = ", ".join(live.line_devices()) or "none (one plant)"
+            raise HTTPException(404, f"no device {device!r} in this task's line: {known}")
+        return JSONResponse(
+            sheet, headers={"Content-Disposition": f'attachment; filename="{device}.json"'}
         )
 
     @app.get("/api/tasks/{task_id}/ca.pem")

@@ -103,8 +103,8 @@ def _unsupported(lab: LabSpec) -> str | None:
         return "it grades a file of the submission (broker policy / mosquitto.conf)"
     if any(check.kind.startswith("artifact_") for check in lab.checks):
         return "it grades files the gateway writes to IIOTLAB_OUTPUT_DIR (on the workstation)"
-    if lab.is_line:
-        return "multi-plant labs are not served to a remote workstation yet"
+    if any(check.kind == "manual" for check in lab.checks):
+        return "it has a part the instructor scores by hand (manual); exams score automatically"
     if lab.modbus_proxy:
         return "the grader would have to reach a proxy on the candidate's workstation"
     return None

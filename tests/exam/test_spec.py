@@ -82,6 +82,15 @@ def test_a_lab_that_grades_a_submitted_file_is_refused(tmp_path: Path) -> None:
         load_exam(write(tmp_path, text))
 
 
+def test_multi_plant_labs_are_tasks_but_not_one_scored_by_hand(tmp_path: Path) -> None:
+    for lab in ("net-04-identifier-resolution", "int-02-sizing"):
+        exam = load_exam(write(tmp_path, GOOD.replace("net-01-modbus-datasheet", lab)))
+        assert exam.tasks[0].lab.is_line
+    text = GOOD.replace("net-01-modbus-datasheet", "int-01-line-integration")
+    with pytest.raises(ConfigError, match="scores by hand"):
+        load_exam(write(tmp_path, text))
+
+
 def test_position_by_name_and_duplicate_lab(tmp_path: Path) -> None:
     exam = load_exam(write(tmp_path, GOOD.replace("position: 4", "position: security engineer")))
     assert exam.spec.position == 12

@@ -316,3 +316,21 @@ def check_manifest(path: Path) -> None:
     assert boiler["modbus"] is None and boiler["opcua_url"].startswith("opc.tcp://")
     sheets = [json.loads(Path(d["datasheet"]).read_text()) for d in manifest["devices"]]
     assert [s["device"] for s in sheets] == ["tank-1", "boiler-1"]
+
+
+def test_a_relative_datasheet_is_found_beside_the_manifest(tmp_path: Path) -> None:
+    """The exam portal hands out line.json with "datasheet": "<device>.json": the reference
+    gateway reads it from the manifest's folder, wherever it is started."""
+    from edge_gateway.line import load_line
+
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    entry = {"device": "tank-1", "plant": "tank", "modbus": None, "opcua_url": None}
+    manifest = folder / "line.json"
+    manifest.write_text(json.dumps({"devices": [entry | {"datasheet": "tank-1.json"}]}))
+    absolute = tmp_path / "elsewhere" / "tank-1.json"
+    (other := tmp_path / "other.json").write_text(
+        json.dumps({"devices": [entry | {"datasheet": str(absolute)}]})
+    )
+    assert load_line(manifest).devices[0].datasheet == folder / "tank-1.json"
+    assert load_line(other).devices[0].datasheet == absolute
