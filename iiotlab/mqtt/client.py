@@ -233,13 +233,15 @@ class MqttClient:
                 f"{self._early_close_hint()}"
             )
 
+        waiting = _Waiting(sock)
+
         def readable() -> None:
             # paho's loop_read takes about one packet: read on while bytes are waiting (in
             # the kernel, or decrypted inside the SSL object, where epoll does not see them)
             for _ in range(_READ_BURST):
                 if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     return
-                if not _waiting(client.socket()):
+                if client.socket() is not sock or not waiting():
                     return
 
         def writable() -> None:
@@ -582,18 +584,22 @@ def _stop_blocking(client: paho.Client) -> None:
         sock.close()
 
 
-def _waiting(sock: Any) -> bool:
-    """Bytes to read now, without blocking: decrypted in the SSL object or in the kernel."""
-    if sock is None:
-        return False
-    if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
-        return True
-    try:
-        poller = select.poll()  # not select(): no limit on the descriptor's number
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):  # closed meanwhile
-        return False
+class _Waiting:
+    """Whether bytes wait to be read on one socket, without blocking: decrypted inside the
+    SSL object, or in the kernel. One poll object per socket, asked once per packet."""
+
+    def __init__(self, sock: Any) -> None:
+        self._ssl = sock if isinstance(sock, ssl.SSLSocket) else None
+        self._poller = select.poll()  # not select(): no limit on the descriptor's number
+        self._poller.register(sock, select.POLLIN)
+
+    def __call__(self) -> bool:
+        if self._ssl is not None and self._ssl.pending() > 0:
+            return True
+        try:
+            return bool(self._poller.poll(0))
+        except (OSError, ValueError):  # closed meanwhile
+            return False
 
 
 def _shutdown_socket(client: paho.Client) -> None:
