@@ -106,6 +106,8 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> GatewayConfig:
         modbus_host=variables.modbus_host,
         modbus_port=variables.modbus_port,
         opcua_url=variables.opcua_url,
+        # a lab that serves no Modbus (no IIOTLAB_MODBUS_*) is read over its OPC UA server
+        prefer="opcua" if variables.modbus_port is None and variables.opcua_url else "modbus",
         buffer_path=state_dir / "gateway-buffer.db",
         ca_file=variables.mqtt_ca,
     )

@@ -179,8 +179,10 @@ class LiveLab:
         sheet: Datasheet | None = self.env.datasheet
         assert sheet is not None
         data: dict[str, Any] = json.loads(sheet.model_dump_json(exclude_none=True))
-        if "modbus" in self.relays and isinstance(data.get("modbus"), dict):
-            data["modbus"].update(host=self.advertised, port=self.relays["modbus"].port)
+        if isinstance(data.get("modbus"), dict):  # without Modbus served: its host, no port
+            data["modbus"]["host"] = self.advertised
+            if "modbus" in self.relays:
+                data["modbus"]["port"] = self.relays["modbus"].port
         if "opcua" in self.relays and isinstance(data.get("opcua"), dict):
             data["opcua"]["endpoint"] = self.gateway_env()["IIOTLAB_OPCUA_URL"]
         return data
@@ -219,8 +221,8 @@ class LiveLab:
             return None
         entry = next(e for e in self.line_manifest()["devices"] if e["device"] == name)
         data: dict[str, Any] = json.loads(device.datasheet.model_dump_json(exclude_none=True))
-        if entry["modbus"] and isinstance(data.get("modbus"), dict):
-            data["modbus"].update(entry["modbus"])
+        if isinstance(data.get("modbus"), dict):
+            data["modbus"].update(entry["modbus"] or {"host": self.advertised})
         if entry["opcua_url"] and isinstance(data.get("opcua"), dict):
             data["opcua"]["endpoint"] = entry["opcua_url"]
         return data

@@ -206,6 +206,27 @@ def test_config_from_env(tmp_path: Path) -> None:
         config_from_env({"IIOTLAB_DATASHEET": str(sheet), "IIOTLAB_MODBUS_PORT": "x"})
 
 
+def test_config_from_env_without_modbus_reads_opcua(tmp_path: Path) -> None:
+    """A lab that serves only OPC UA (net-02) sets no IIOTLAB_MODBUS_*: the reference
+    gateway must not read a PLC that is not there (it read 127.0.0.1:5020 before)."""
+    datasheet = build_datasheet("boiler", "lab1", "carol", "secret")
+    sheet = tmp_path / "ds.json"
+    sheet.write_text(datasheet.model_dump_json())
+    base = {
+        "IIOTLAB_DATASHEET": str(sheet),
+        "IIOTLAB_MQTT_URL": "mqtt://u:p@127.0.0.1:11883",
+        "IIOTLAB_TENANT": "carol",
+        "IIOTLAB_DEVICE": "boiler-1",
+        "IIOTLAB_STATE_DIR": str(tmp_path / "state"),
+        "IIOTLAB_OPCUA_URL": "opc.tcp://127.0.0.1:4840/iiotlab/",
+    }
+    opcua_only = config_from_env(base)
+    assert set(opcua_only.sources) == {"opcua"}
+    assert {tag.source for tag in opcua_only.tags} == {"opcua"}
+    both = config_from_env(base | {"IIOTLAB_MODBUS_PORT": "15020"})
+    assert "plc" in both.sources and "plc" in {tag.source for tag in both.tags}
+
+
 def test_overrides_set_heartbeat_and_deadbands_on_the_named_tags() -> None:
     from edge_gateway.config import Deadband, GatewayConfig
     from edge_gateway.config_builders import parse_deadband, with_overrides

@@ -71,6 +71,7 @@ async def start_exam(
     minutes: float = 30,
     lab: str = LAB,
     ready_s: float = 90,
+    host: str = "127.0.0.1",
 ) -> RunningExam:
     exam = tmp / "exam.yaml"
     exam.write_text(EXAM.format(feedback=feedback, minutes=minutes, lab=lab), encoding="utf-8")
@@ -87,7 +88,7 @@ async def start_exam(
     out = tmp / "out"
     process = await asyncio.create_subprocess_exec(
         *iiotlab_command(), "exam", "serve", str(exam), "--roster", str(roster),
-        "--out", str(out), "--host", "127.0.0.1", "--port", "0", "--json",
+        "--out", str(out), "--host", host, "--port", "0", "--json",
         "--wait-gateway", "20",
         stdout=asyncio.subprocess.PIPE, stderr=(tmp / "serve.log").open("wb"), env=env,
     )  # fmt: skip
