@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Str
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.catalog import readme_path
-from grader.exam.live import LINE_NAME
+from grader.exam.live import LINE_NAME, LiveLab
 from grader.exam.service import AttemptRefusedError, ExamConfig, ExamService
 from grader.exam.spec import ExamTask
 from grader.exam.state import Attempt, Candidate, candidate_points, feedback_view, total
@@ -73,6 +73,16 @@ def _task(service: ExamService, task_id: str) -> ExamTask:
     if task is None:
         raise HTTPException(404, f"no task {task_id!r} in this exam")
     return task
+
+
+def _live(request: Request, candidate: Candidate, task_id: str) -> LiveLab:
+    """The candidate's own live environment of a task (404 for no such task)."""
+    service = _service(request)
+    return service.live[(candidate.student, _task(service, task_id).id)]
+
+
+def _download(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
 def _attempt_view(service: ExamService, attempt: Attempt) -> dict[str, Any]:
@@ -179,55 +189,41 @@ def _portal_routes(app: FastAPI) -> None:
 
     @app.get("/api/tasks/{task_id}/datasheet")
     async def datasheet(task_id: str, candidate: CandidateDep, request: Request) -> JSONResponse:
-        service = _service(request)
-        live = service.live[(candidate.student, _task(service, task_id).id)]
         return JSONResponse(
-            live.datasheet(),
-            headers={"Content-Disposition": 'attachment; filename="datasheet.json"'},
+            _live(request, candidate, task_id).datasheet(), headers=_download("datasheet.json")
         )
 
     @app.get("/api/tasks/{task_id}/gateway.env")
     async def gateway_env(
         task_id: str, candidate: CandidateDep, request: Request
     ) -> PlainTextResponse:
-        service = _service(request)
-        live = service.live[(candidate.student, _task(service, task_id).id)]
         return PlainTextResponse(
-            live.gateway_env_text(),
-            headers={"Content-Disposition": 'attachment; filename="gateway.env"'},
+            _live(request, candidate, task_id).gateway_env_text(), headers=_download("gateway.env")
         )
 
     @app.get("/api/tasks/{task_id}/line.json")
     async def line_manifest(
         task_id: str, candidate: CandidateDep, request: Request
     ) -> JSONResponse:
-        service = _service(request)
-        live = service.live[(candidate.student, _task(service, task_id).id)]
+        live = _live(request, candidate, task_id)
         if not live.is_line:
             raise HTTPException(404, "this task has one plant: its datasheet is /datasheet")
-        return JSONResponse(
-            live.line_manifest(),
-            headers={"Content-Disposition": f'attachment; filename="{LINE_NAME}"'},
-        )
+        return JSONResponse(live.line_manifest(), headers=_download(LINE_NAME))
 
     @app.get("/api/tasks/{task_id}/line/{device}.json")
     async def line_datasheet(
         task_id: str, device: str, candidate: CandidateDep, request: Request
     ) -> JSONResponse:
-        service = _service(request)
-        live = service.live[(candidate.student, _task(service, task_id).id)]
+        live = _live(request, candidate, task_id)
         sheet = live.line_datasheet(device)
         if sheet is None:
             known = ", ".join(live.line_devices()) or "none (one plant)"
             raise HTTPException(404, f"no device {device!r} in this task's line: {known}")
-        return JSONResponse(
-            sheet, headers={"Content-Disposition": f'attachment; filename="{device}.json"'}
-        )
+        return JSONResponse(sheet, headers=_download(f"{device}.json"))
 
     @app.get("/api/tasks/{task_id}/ca.pem")
     async def ca_pem(task_id: str, candidate: CandidateDep, request: Request) -> PlainTextResponse:
-        service = _service(request)
-        ca = service.live[(candidate.student, _task(service, task_id).id)].ca_file()
+        ca = _live(request, candidate, task_id).ca_file()
         if ca is None:
             raise HTTPException(404, "this task's broker has no TLS")
         return PlainTextResponse(ca.read_text(encoding="utf-8"))

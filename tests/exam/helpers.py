@@ -104,6 +104,15 @@ async def start_exam(
     return RunningExam(process, json.loads(line), out, key_file, env)
 
 
+async def stop_all(gateways: list[asyncio.subprocess.Process], exam: RunningExam) -> None:
+    """The candidates' gateways still running, then the exam server."""
+    for gateway in gateways:
+        if gateway.returncode is None:
+            gateway.terminate()
+            await gateway.wait()
+    await exam.stop()
+
+
 async def login(client: httpx.AsyncClient, code: str) -> dict[str, str]:
     response = await client.post("/api/login", json={"code": code})
     response.raise_for_status()

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.exam.helpers import RunningExam, iiotlab_command, run_gateway, start_exam
+from tests.exam.helpers import RunningExam, iiotlab_command, run_gateway, start_exam, stop_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -99,11 +99,7 @@ async def test_two_candidates_and_a_proctor_in_chromium(tmp_path: Path) -> None:
             )
             await browser.close()
     finally:
-        for gateway in gateways:
-            if gateway.returncode is None:
-                gateway.terminate()
-                await gateway.wait()
-        await exam.stop()
+        await stop_all(gateways, exam)
     check_outputs(exam)
 
 

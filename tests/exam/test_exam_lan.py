@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.exam.helpers import login, parse_env, start_exam, wait_graded, wait_phase
+from tests.exam.helpers import login, parse_env, start_exam, stop_all, wait_graded, wait_phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 TASK = "net-02-opcua-data-access"
@@ -96,8 +96,4 @@ async def test_an_exam_on_a_lan_address(tmp_path: Path) -> None:
                 (folder / "gateway.log").read_text(encoding="utf-8")[-3000:],
             )
     finally:
-        for gateway in gateways:
-            if gateway.returncode is None:
-                gateway.terminate()
-                await gateway.wait()
-        await exam.stop()
+        await stop_all(gateways, exam)

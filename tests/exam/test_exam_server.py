@@ -19,6 +19,7 @@ from tests.exam.helpers import (
     run_gateway,
     start_exam,
     start_reference_gateway,
+    stop_all,
     wait_graded,
     wait_phase,
 )
@@ -97,11 +98,7 @@ async def test_two_candidates_through_the_exam(tmp_path: Path) -> None:
             # a token stops working at the end
             assert (await client.get("/api/me", headers=h1)).status_code == 401
     finally:
-        for gateway in gateways:
-            if gateway.returncode is None:
-                gateway.terminate()
-                await gateway.wait()
-        await exam.stop()
+        await stop_all(gateways, exam)
 
     with (exam.out / "gradebook.csv").open(newline="", encoding="utf-8") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
