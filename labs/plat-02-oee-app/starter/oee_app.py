@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 
 WINDOW_MS = 10_000
-SETTLE_S = 2.0  # after a window closes, its last samples are in the platform
+SETTLE_S = 2.0  # after a window closes, its last samples are on their way to the platform
+LATE_MS = 8_000  # and once one sample after it is stored, they all are; at the latest, this
 DERIVED = "oee-1"
 SERIES = ("state", "good_count", "reject_count", "ideal_cycle_time")
 
@@ -78,6 +79,15 @@ def fetch(client: httpx.Client, tenant: str, device: str, end: int) -> dict[str,
     return data
 
 
+def stored_until(client: httpx.Client, tenant: str, device: str) -> int:
+    """The ts of the newest sample the platform holds for the device. A gateway's messages
+    arrive in order, so every sample before it is stored too (on a busy machine, a window's
+    last samples can reach the platform seconds after the window closed)."""
+    answer = client.get(f"/api/devices/{tenant}/{device}/latest")
+    answer.raise_for_status()
+    return max((int(item["ts"]) for item in answer.json().values()), default=0)
+
+
 def write(client: httpx.Client, tenant: str, start: int, result: dict[str, float]) -> None:
     message = {"v": 1, "device": DERIVED, "seq": start // WINDOW_MS, "ts": start, "metrics": result}
     answer = client.post(f"/api/devices/{tenant}/{DERIVED}/telemetry", json=message)
@@ -96,6 +106,9 @@ def main() -> None:
             pending = closed - WINDOW_MS if pending is None else pending
             while pending + WINDOW_MS <= closed:  # every closed window, even after a stall
                 try:
+                    end = pending + WINDOW_MS
+                    if now < end + LATE_MS and stored_until(client, tenant, device) < end:
+                        break  # its last samples may still be on their way: wait for them
                     data = fetch(client, tenant, device, pending + WINDOW_MS + 1)
                     result = figures(data, pending)
                     if result is not None:
