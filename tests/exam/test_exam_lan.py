@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asyncua import Client
 
 from tests.exam.helpers import login, parse_env, start_exam, stop_all, wait_graded, wait_phase
 
@@ -73,6 +74,10 @@ async def test_an_exam_on_a_lan_address(tmp_path: Path) -> None:
             for port in ports:  # bound on --host, and on nothing else
                 assert reachable(host, port), port
                 assert not reachable("127.0.0.1", port), port
+            # OPC UA discovery through the relay names the relay, not the simulator's
+            # loopback endpoint (a client such as UaExpert connects to what it is told)
+            discovered = await Client(env["IIOTLAB_OPCUA_URL"]).connect_and_get_server_endpoints()
+            assert discovered and {e.EndpointUrl for e in discovered} == {env["IIOTLAB_OPCUA_URL"]}
 
             attempt = (await client.post(f"/api/tasks/{TASK}/attempts", headers=headers)).json()
             await wait_phase(client, headers, attempt["id"])
