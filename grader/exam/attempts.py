@@ -68,8 +68,8 @@ async def _gateway_started(live: LiveLab, wait_s: float) -> int:
     A lab judged on the platform's state alone starts at the submission's first connection
     to any of the task's relays (device, platform or broker). Returns when it connected
     (ms)."""
-    env = live.env
-    relays = [live.relays["mqtt"]] if live.plan.lab.publishes else list(live.relays.values())
+    env, publishes = live.env, live.plan.lab.publishes
+    relays = [live.relays["mqtt"]] if publishes else list(live.relays.values())
     before = [relay.accepts for relay in relays]
     deadline = time.monotonic() + wait_s
     live.phase = "waiting_gateway"
@@ -78,11 +78,10 @@ async def _gateway_started(live: LiveLab, wait_s: float) -> int:
         return [r.last_accept_ms for r, n in zip(relays, before, strict=True) if r.accepts > n]
 
     while not connected() or (
-        live.plan.lab.publishes
-        and not [m for m in env.messages if m.received_ms >= relays[0].last_accept_ms]
+        publishes and not [m for m in env.messages if m.received_ms >= relays[0].last_accept_ms]
     ):
         if time.monotonic() > deadline:
-            if not live.plan.lab.publishes:
+            if not publishes:
                 what = "connect to any of this task's endpoints"
             elif not connected():
                 what = "connect to the broker"
